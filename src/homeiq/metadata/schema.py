@@ -1,0 +1,38 @@
+"""metadata.db schema steps (see :mod:`homeiq.metadata.migrations`)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from homeiq.metadata.migrations import run_script
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        CREATE TABLE floors (
+            floor_id TEXT PRIMARY KEY, name TEXT NOT NULL, level INTEGER);
+        CREATE TABLE areas (
+            area_id TEXT PRIMARY KEY, name TEXT NOT NULL, floor_id TEXT);
+        CREATE TABLE devices (
+            device_id TEXT PRIMARY KEY, name TEXT, area_id TEXT,
+            manufacturer TEXT, model TEXT);
+        CREATE TABLE entities (
+            entity_id TEXT PRIMARY KEY, device_id TEXT, area_id TEXT,
+            platform TEXT, name TEXT);
+        CREATE INDEX entities_device ON entities (device_id);
+        CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY,
+            received_at INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            entity_id TEXT,
+            payload BLOB NOT NULL);
+        CREATE INDEX dead_letters_reason ON dead_letters (reason, received_at);
+        CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    )
+
+
+STEPS = (_v1,)

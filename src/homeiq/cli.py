@@ -1,0 +1,305 @@
+"""The ``homeiq`` command: run, demo, simulate, query, status, config show.
+
+Each command is a small function over the runtime or the stores; exit codes are 0 for
+success, 1 for a runtime failure, 2 for bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from homeiq.errors import AuthenticationFailed, ConfigError, HomeIQError
+from homeiq.metadata.store import METADATA_DB, MetadataStore
+from homeiq.observability.logging import setup_logging
+from homeiq.pipeline.normalize import format_time_us
+from homeiq.runtime import Runtime
+from homeiq.settings import Settings, load_settings, redacted
+from homeiq.sinks.sqlite import EVENTS_DB, SQLiteEventStore
+
+log = logging.getLogger("homeiq")
+
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_SPAN_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: float | None = None) -> int:
+    """``1h``/``30m``/``2d``/``1w``/``45s`` ago, or an ISO 8601 time -> microseconds."""
+    now = time.time() if now is None else now
+    match = _SPAN.fullmatch(text.strip())
+    if match:
+        return int((now - float(match[1]) * _SPAN_S[match[2]]) * 1_000_000)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a span like 1h/30m/2d nor an ISO 8601 time"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1_000_000)
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def _run_until_signal(runtime: Runtime) -> None:
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    await runtime.start()
+    waiter = asyncio.create_task(runtime.wait())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter.done():
+            waiter.result()
+    finally:
+        stopper.cancel()
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError, HomeIQError):
+            await waiter
+        log.info("stopping: flushing queued events")
+        await runtime.stop()
+        stats = runtime.stats()
+        log.info("stopped: %d stored, %d rejected", stats.stored, stats.rejected)
+
+
+def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+    """Capture Home Assistant state changes until stopped."""
+    runtime = Runtime(settings)
+    runtime.connect_from_settings()
+    log.info("storing events in %s", settings.data_dir.resolve())
+    asyncio.run(_run_until_signal(runtime))
+    return 0
+
+
+async def _demo(settings: Settings, args: argparse.Namespace) -> None:
+    from homeiq.ha.simulator import Simulator  # the simulator is only needed here
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    sim = Simulator(seed=args.seed, rate=args.rate, token=secrets.token_urlsafe(32))
+    await sim.start()
+    runtime = Runtime(settings)
+    runtime.connect_to(sim.url, sim.token)
+    print(f"HomeIQ demo: simulated home at {sim.url}, storing in {settings.data_dir.resolve()}")
+    print("Press Ctrl-C to stop.")
+    await runtime.start()
+    waiter = asyncio.create_task(runtime.wait())
+    last_stored, last_tick = 0, time.monotonic()
+    try:
+        while not stop.is_set() and not waiter.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            now, stats = time.monotonic(), runtime.stats()
+            rate = (stats.stored - last_stored) / max(now - last_tick, 1e-6)
+            last_stored, last_tick = stats.stored, now
+            line = (
+                f"{rate:8.0f} events/s | stored {stats.stored:>9} | entities {stats.entities:>4}"
+                f" | rejected {stats.rejected:>5} | queue {stats.queue_depth:>6}"
+                f" | {'connected' if stats.ha_connected else 'connecting'}"
+            )
+            print("\r" + line, end="", flush=True) if sys.stdout.isatty() else print(line)
+    finally:
+        print()
+        # Let every event the simulator already sent arrive before the source stops.
+        sim.pause()
+        deadline = time.monotonic() + 3.0
+        # Counters have no event to wait on: poll them briefly.
+        while runtime.stats().received < sim.emitted_count and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError, HomeIQError):
+            await waiter
+        await runtime.stop()
+        await sim.stop()
+        stats = runtime.stats()
+        print(
+            f"Stopped. Simulator sent {sim.emitted_count} events; stored {stats.stored},"
+            f" duplicates {stats.duplicates}, rejected {stats.rejected}."
+        )
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a simulated home and ingest it into the embedded store."""
+    asyncio.run(_demo(settings, args))
+    return 0
+
+
+def cmd_simulate(_settings: Settings, args: argparse.Namespace) -> int:
+    """Run the simulated Home Assistant on its own."""
+    from homeiq.ha.simulator import serve
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            serve(
+                seed=args.seed,
+                token=args.token,
+                rate=args.rate,
+                count=args.count,
+                host=args.host,
+                port=args.port,
+            )
+        )
+    return 0
+
+
+def _open_events(settings: Settings) -> SQLiteEventStore:
+    path = settings.data_dir / EVENTS_DB
+    if not path.exists():
+        raise ConfigError("HOMEIQ_DATA_DIR", f"no event store at {path} (run homeiq first)")
+    return SQLiteEventStore(path, readonly=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
+    """Print an entity's stored history as a table."""
+    store = _open_events(settings)
+    try:
+        records = store.history(args.entity_id, args.since, args.until, args.limit)
+    finally:
+        store.close()
+    if not records:
+        print(f"no events for {args.entity_id} in that range")
+        return 0
+    rows = [
+        (
+            format_time_us(r.time),
+            "(removed)" if r.state is None else r.state,
+            r.previous_state,
+            None if r.duration_in_state_s is None else f"{r.duration_in_state_s:.1f}",
+            r.area_id,
+            r.context_id,
+            r.source.name.lower(),
+        )
+        for r in records
+    ]
+    headers = ("time", "state", "previous", "prev_s", "area", "context_id", "source")
+    print(_table(headers, rows))
+    return 0
+
+
+def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
+    """Print counts per domain and area and the last event time."""
+    store = _open_events(settings)
+    try:
+        summary = store.summary()
+    finally:
+        store.close()
+    rejected: dict[str, int] = {}
+    if (settings.data_dir / METADATA_DB).exists():
+        meta = MetadataStore.in_dir(settings.data_dir, readonly=True)
+        try:
+            rejected = meta.dead_letter_counts()
+        finally:
+            meta.close()
+    last = format_time_us(summary.last_time) if summary.last_time is not None else "never"
+    print(f"events stored: {summary.total}  entities: {summary.entities}  last event: {last}")
+    print()
+    print(_table(("domain", "events"), sorted(summary.by_domain.items())))
+    print()
+    print(_table(("area", "events"), sorted(summary.by_area.items())))
+    print()
+    print(_table(("source", "events"), sorted(summary.by_source.items())))
+    if rejected:
+        print()
+        print(_table(("dead-letter reason", "messages"), sorted(rejected.items())))
+    return 0
+
+
+def cmd_config_show(settings: Settings, _args: argparse.Namespace) -> int:
+    """Print the effective settings, secrets redacted."""
+    print(orjson.dumps(redacted(settings), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to generate docs/cli.md)."""
+    parser = argparse.ArgumentParser(
+        prog="homeiq",
+        description="Home Assistant history and analytics: capture, enrich, store, query.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="capture a real Home Assistant (HOMEIQ_HA_URL, _TOKEN)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="ingest a built-in simulated home into the embedded store")
+    p.add_argument("--rate", type=float, default=50.0, help="events/s (0 = as fast as possible)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the simulated home")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="run the simulated Home Assistant on its own")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=int, default=8123, help="port to bind")
+    p.add_argument("--token", default="sim-token", help="access token clients must present")
+    p.add_argument("--rate", type=float, default=10.0, help="events/s (0 = as fast as possible)")
+    p.add_argument("--count", type=int, default=None, help="stop the stream after N events")
+    p.add_argument("--seed", type=int, default=1, help="seed of the simulated home")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("query", help="print an entity's stored history")
+    p.add_argument("entity_id", help="e.g. sensor.living_room_temperature")
+    p.add_argument("--since", type=parse_since, default=None, help="1h, 30m, 2d or ISO time")
+    p.add_argument("--until", type=parse_since, default=None, help="1h, 30m, 2d or ISO time")
+    p.add_argument("--limit", type=int, default=1000, help="at most this many rows")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("status", help="counts per domain and area, last event time")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("config", help="inspect the configuration")
+    config_sub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = config_sub.add_parser("show", help="print effective settings, secrets redacted")
+    show.set_defaults(func=cmd_config_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``homeiq`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"homeiq: configuration error: {exc}", file=sys.stderr)
+        return 2
+    secrets = [s.get_secret_value() for s in (settings.ha_token,) if s is not None]
+    setup_logging(settings.log_level, settings.log_format, secrets)
+    try:
+        return int(args.func(settings, args))
+    except ConfigError as exc:
+        print(f"homeiq: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except AuthenticationFailed as exc:
+        print(f"homeiq: {exc}", file=sys.stderr)
+        return 1
+    except HomeIQError as exc:
+        print(f"homeiq: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,9 +3,10 @@
 #
 #   bash .ci/install-ha.sh            # venv at ${HOMEIQ_HA_VENV:-$HOME/.cache/homeiq/ha-2024.3.3-venv}
 #
-# Idempotent: a venv that carries the completion marker and whose `hass --version` answers
-# is reused as it is (CI keeps it between runs). Anything else at that path is a leftover
-# of an interrupted run and is rebuilt from scratch.
+# Idempotent: a venv that carries the completion marker (written last, naming the package
+# set it was built from) and whose `hass --version` answers is reused as it is (CI keeps it
+# between runs). Anything else at that path is a leftover of an interrupted run, or was
+# built from another package list, and is rebuilt from scratch.
 #
 # Why it looks like this (see DESIGN.md §6):
 # - 2024.3.3 is the last HA release that installs on Python 3.11.
@@ -18,7 +19,7 @@ set -euo pipefail
 
 HA_VERSION="2024.3.3"
 VENV="${HOMEIQ_HA_VENV:-$HOME/.cache/homeiq/ha-${HA_VERSION}-venv}"
-PYTHON="${HOMEIQ_HA_PYTHON:-python3.11}"
+PYTHON_CANDIDATES=("${HOMEIQ_HA_PYTHON:-python3.11}" /usr/bin/python3.11)
 MARKER="$VENV/.homeiq-ha-complete"
 
 # What HA installs on first start with tests/support/homeassistant.py's configuration
@@ -45,10 +46,22 @@ FIRST_START_REQUIREMENTS=(
   "psutil"
 )
 
+# The marker records what was installed: a venv built from another package list is rebuilt.
+SPEC="homeassistant==$HA_VERSION josepy==1.14.0 ${FIRST_START_REQUIREMENTS[*]}"
+SPEC_ID="spec-sha256: $(printf '%s' "$SPEC" | sha256sum | cut -d' ' -f1)"
+
 log() { printf '[install-ha %4ss] %s\n' "$SECONDS" "$*"; }
 
+pip_run() {
+  # This machine's pip.conf lists local extra indexes that lack most projects; pip
+  # warns about each one. Drop that noise; pipefail keeps pip's own exit status.
+  "$VENV/bin/python" -m pip --disable-pip-version-check --no-input "$@" 2>&1 |
+    sed '/is ignored: it is neither a file nor a directory/d'
+}
+
 is_complete() {
-  [[ -f "$MARKER" ]] && "$VENV/bin/hass" --version >/dev/null 2>&1
+  [[ -f "$MARKER" ]] && grep -qxF "$SPEC_ID" "$MARKER" &&
+    "$VENV/bin/hass" --version >/dev/null 2>&1
 }
 
 mkdir -p "$(dirname "$VENV")"
@@ -65,19 +78,23 @@ if is_complete; then
   exit 0
 fi
 
-if ! command -v "$PYTHON" >/dev/null 2>&1; then
-  log "$PYTHON not found (set HOMEIQ_HA_PYTHON to a Python 3.11 interpreter)"
-  exit 1
-fi
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-  log "$PYTHON is not Python 3.11: HA $HA_VERSION needs it"
+PYTHON=""
+for candidate in "${PYTHON_CANDIDATES[@]}"; do
+  if "$candidate" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    PYTHON="$candidate"
+    break
+  fi
+done
+if [[ -z "$PYTHON" ]]; then
+  log "no Python 3.11 found (tried: ${PYTHON_CANDIDATES[*]}); HA $HA_VERSION needs it."
+  log "Set HOMEIQ_HA_PYTHON to a Python 3.11 interpreter."
   exit 1
 fi
 
 # A venv is not relocatable (scripts carry its absolute path), so it is built in place and
 # only the marker, written last, says it is complete.
 if [[ -e "$VENV" ]]; then
-  log "removing incomplete venv at $VENV"
+  log "removing incomplete or outdated venv at $VENV"
   rm -rf "$VENV"
 fi
 
@@ -86,11 +103,9 @@ trap 'rm -rf "$WORK"' EXIT
 
 log "creating venv at $VENV with $("$PYTHON" --version)"
 "$PYTHON" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --no-input)
-
 
 log "downloading homeassistant==$HA_VERSION"
-"${PIP[@]}" download --quiet --no-deps --only-binary=:all: --dest "$WORK" "homeassistant==$HA_VERSION"
+pip_run download --quiet --no-deps --only-binary=:all: --dest "$WORK" "homeassistant==$HA_VERSION"
 WHEEL="$(find "$WORK" -maxdepth 1 -name "homeassistant-${HA_VERSION}-*.whl" -print -quit)"
 if [[ -z "$WHEEL" ]]; then
   log "no homeassistant wheel was downloaded"
@@ -112,13 +127,16 @@ EOF
 log "constraints: $(grep -cvE '^\s*(#|$)' "$WORK/constraints.txt") pins"
 
 log "installing homeassistant==$HA_VERSION"
-"${PIP[@]}" install --quiet -c "$WORK/constraints.txt" "$WHEEL" "josepy==1.14.0"
+pip_run install --quiet -c "$WORK/constraints.txt" "$WHEEL" "josepy==1.14.0"
 
 log "installing first-start requirements"
-"${PIP[@]}" install --quiet -c "$WORK/constraints.txt" "${FIRST_START_REQUIREMENTS[@]}"
+pip_run install --quiet -c "$WORK/constraints.txt" "${FIRST_START_REQUIREMENTS[@]}"
 
-"${PIP[@]}" check >/dev/null || log "warning: pip check reports conflicts (see '$VENV/bin/pip check')"
+if ! pip_run check >"$WORK/pip-check.txt"; then
+  log "warning: pip check reports conflicts:"
+  cat "$WORK/pip-check.txt"
+fi
 
 version="$("$VENV/bin/hass" --version)"
-date -u +%Y-%m-%dT%H:%M:%SZ >"$MARKER"
+printf 'installed: %s\n%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$SPEC_ID" >"$MARKER"
 log "Home Assistant $version installed in $VENV in ${SECONDS}s"

@@ -6,18 +6,13 @@ short-lived loop for onboarding, so the fixture works with whatever loop a test 
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-try:
-    from tests.support.homeassistant import HomeAssistantInstance, default_venv, venv_problem
-except ImportError:  # tests/ is not a package here: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.support.homeassistant import HomeAssistantInstance, default_venv, venv_problem
+from tests.support.homeassistant import HomeAssistantInstance, default_venv, venv_problem
 
 
 def _missing(reason: str) -> None:
@@ -29,7 +24,7 @@ def _missing(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def real_ha() -> Iterator[HomeAssistantInstance]:
+def real_ha(pytestconfig: pytest.Config) -> Iterator[HomeAssistantInstance]:
     """A running, onboarded Home Assistant 2024.3.3 with a long-lived token (`.token`)."""
     venv = default_venv()
     problem = venv_problem(venv)
@@ -38,7 +33,10 @@ def real_ha() -> Iterator[HomeAssistantInstance]:
     ha = HomeAssistantInstance(venv)
     try:
         ha.start()
-        print(f"\nHome Assistant {ha.ha_version} at {ha.url}: start timings {ha.timings}")
+        timings = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in ha.timings.items())
+        capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print(f"\n[real HA] {ha.ha_version} at {ha.url} started: {timings}")
         yield ha
     finally:
         ha.close()

@@ -1,0 +1,331 @@
+"""metadata.db: schema migrations, the stored registry, dead letters and the kv table."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from homeiq.errors import HomeIQError
+from homeiq.metadata import schema
+from homeiq.metadata.migrations import (
+    connect,
+    current_version,
+    migrate,
+    run_script,
+    transaction,
+)
+from homeiq.metadata.store import METADATA_DB, MetadataStore
+from homeiq.model import Area, DeadLetter, Device, Entity, Floor, RegistrySnapshot
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[MetadataStore]:
+    opened = MetadataStore.in_dir(tmp_path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    opened = connect(str(tmp_path / "test.db"))
+    yield opened
+    opened.close()
+
+
+def tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {str(name) for (name,) in rows}
+
+
+def versions(path: Path) -> list[tuple[int, int]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT version, applied_at FROM schema_changes ORDER BY 1").fetchall()
+    finally:
+        conn.close()
+
+
+# -- migrations -------------------------------------------------------------------------------
+
+
+def _create(name: str):  # type: ignore[no-untyped-def]
+    def step(conn: sqlite3.Connection) -> None:
+        conn.execute(f"CREATE TABLE {name} (x INTEGER)")
+
+    return step
+
+
+def test_fresh_database_is_at_latest_version(conn: sqlite3.Connection) -> None:
+    assert current_version(conn) == 0
+    assert migrate(conn, [_create("a"), _create("b")]) == 2
+    assert current_version(conn) == 2
+    assert {"a", "b", "schema_changes"} <= tables(conn)
+
+
+def test_migrate_again_is_a_no_op(conn: sqlite3.Connection) -> None:
+    calls: list[int] = []
+
+    def counted(conn: sqlite3.Connection) -> None:
+        calls.append(1)
+
+    migrate(conn, [counted])
+    before = conn.execute("SELECT * FROM schema_changes").fetchall()
+    assert migrate(conn, [counted]) == 1
+    assert calls == [1]
+    assert conn.execute("SELECT * FROM schema_changes").fetchall() == before
+
+
+def test_only_missing_steps_run(conn: sqlite3.Connection) -> None:
+    migrate(conn, [_create("a")])
+    ran: list[str] = []
+
+    def second(conn: sqlite3.Connection) -> None:
+        ran.append("second")
+        conn.execute("ALTER TABLE a ADD COLUMN y TEXT")
+
+    assert migrate(conn, [_create("a"), second]) == 2
+    assert ran == ["second"]
+    assert [v for (v,) in conn.execute("SELECT version FROM schema_changes ORDER BY 1")] == [1, 2]
+    conn.execute("INSERT INTO a (x, y) VALUES (1, 'ok')")
+
+
+def test_newer_database_is_refused(conn: sqlite3.Connection) -> None:
+    migrate(conn, [_create("a"), _create("b")])
+    with pytest.raises(RuntimeError, match="version 2 is newer than this HomeIQ \\(1\\)"):
+        migrate(conn, [_create("a")])
+    assert current_version(conn) == 2
+
+
+def test_failing_step_rolls_back_and_keeps_the_old_version(conn: sqlite3.Connection) -> None:
+    migrate(conn, [_create("a")])
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE half_done (x INTEGER)")
+        conn.execute("INSERT INTO a VALUES (1)")
+        raise sqlite3.OperationalError("step failed midway")
+
+    with pytest.raises(sqlite3.OperationalError, match="midway"):
+        migrate(conn, [_create("a"), broken, _create("c")])
+    assert current_version(conn) == 1
+    assert "half_done" not in tables(conn)
+    assert "c" not in tables(conn)
+    assert conn.execute("SELECT COUNT(*) FROM a").fetchone() == (0,)
+    assert not conn.in_transaction
+    # Fixed code migrates from where it stopped.
+    assert migrate(conn, [_create("a"), _create("half_done"), _create("c")]) == 3
+    assert {"half_done", "c"} <= tables(conn)
+
+
+def test_failing_ddl_in_a_script_rolls_back_the_whole_step(conn: sqlite3.Connection) -> None:
+    def step(conn: sqlite3.Connection) -> None:
+        run_script(conn, "CREATE TABLE ok (x); CREATE TABLE ok (x);")
+
+    with pytest.raises(sqlite3.OperationalError, match="already exists"):
+        migrate(conn, [step])
+    assert current_version(conn) == 0
+    assert "ok" not in tables(conn)
+
+
+def test_run_script_skips_empty_statements(conn: sqlite3.Connection) -> None:
+    with transaction(conn):
+        run_script(conn, "\n  CREATE TABLE p (x);\n ; \n CREATE TABLE q (y);\n  ")
+    assert {"p", "q"} <= tables(conn)
+
+
+def test_transaction_commits_or_rolls_back(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE t (x)")
+    with transaction(conn):
+        conn.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(KeyError), transaction(conn):
+        conn.execute("INSERT INTO t VALUES (2)")
+        raise KeyError("boom")
+    assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+    assert not conn.in_transaction
+
+
+def test_connect_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
+    conn = connect(str(tmp_path / "x.db"))
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (30000,)
+        assert conn.isolation_level is None
+    finally:
+        conn.close()
+
+
+def test_metadata_store_schema_is_current_and_reopen_is_no_op(tmp_path: Path) -> None:
+    MetadataStore.in_dir(tmp_path).close()
+    path = tmp_path / METADATA_DB
+    first = versions(path)
+    assert [v for v, _ in first] == list(range(1, len(schema.STEPS) + 1))
+    MetadataStore.in_dir(tmp_path).close()
+    assert versions(path) == first
+
+
+def test_metadata_store_refuses_a_newer_schema(tmp_path: Path) -> None:
+    MetadataStore.in_dir(tmp_path).close()
+    raw = sqlite3.connect(tmp_path / METADATA_DB)
+    raw.execute("INSERT INTO schema_changes VALUES (?, 0)", (len(schema.STEPS) + 1,))
+    raw.commit()
+    raw.close()
+    with pytest.raises((RuntimeError, HomeIQError), match="newer"):
+        MetadataStore.in_dir(tmp_path)
+
+
+def test_metadata_store_creates_its_directory(tmp_path: Path) -> None:
+    MetadataStore.in_dir(tmp_path / "nested" / "dir").close()
+    assert (tmp_path / "nested" / "dir" / METADATA_DB).is_file()
+
+
+# -- registry -------------------------------------------------------------------------------
+
+SNAPSHOT = RegistrySnapshot(
+    floors=(Floor("basement", "Basement", -1), Floor("ground", "Ground floor", 0)),
+    areas=(
+        Area("bedroom", "Bedroom", None),
+        Area("kitchen", "Kitchen", "ground"),
+    ),
+    devices=(
+        Device("dev-a", "Thermostat", "kitchen", "Acme", "T1000"),
+        Device("dev-b", None, None, None, None),
+    ),
+    entities=(
+        Entity("light.bed", None, "bedroom", "demo", "Bed light"),
+        Entity("sensor.temp", "dev-a", None, "demo", None),
+    ),
+)
+
+
+def test_registry_round_trip(store: MetadataStore) -> None:
+    assert store.load_registry() == RegistrySnapshot()
+    store.replace_registry(SNAPSHOT)
+    assert store.load_registry() == SNAPSHOT
+
+
+def test_registry_is_loaded_in_id_order(store: MetadataStore) -> None:
+    shuffled = RegistrySnapshot(
+        floors=tuple(reversed(SNAPSHOT.floors)),
+        areas=tuple(reversed(SNAPSHOT.areas)),
+        devices=tuple(reversed(SNAPSHOT.devices)),
+        entities=tuple(reversed(SNAPSHOT.entities)),
+    )
+    store.replace_registry(shuffled)
+    assert store.load_registry() == SNAPSHOT
+
+
+def test_replace_registry_replaces_everything(store: MetadataStore) -> None:
+    store.replace_registry(SNAPSHOT)
+    smaller = RegistrySnapshot(areas=(Area("hall", "Hall"),), entities=(Entity("switch.x"),))
+    store.replace_registry(smaller)
+    assert store.load_registry() == smaller
+
+
+def test_failed_replace_keeps_the_previous_registry(store: MetadataStore) -> None:
+    store.replace_registry(SNAPSHOT)
+    duplicate = RegistrySnapshot(areas=(Area("a", "A"), Area("a", "A again")))
+    with pytest.raises((sqlite3.IntegrityError, HomeIQError)):
+        store.replace_registry(duplicate)
+    assert store.load_registry() == SNAPSHOT
+
+
+def test_registry_survives_reopen(tmp_path: Path) -> None:
+    first = MetadataStore.in_dir(tmp_path)
+    first.replace_registry(SNAPSHOT)
+    first.close()
+    second = MetadataStore.in_dir(tmp_path, readonly=True)
+    try:
+        assert second.load_registry() == SNAPSHOT
+    finally:
+        second.close()
+
+
+# -- dead letters ---------------------------------------------------------------------------
+
+
+def letter(reason: str, at: int, entity_id: str | None = None, payload: bytes = b"{}") -> DeadLetter:
+    return DeadLetter(reason, f"detail {at}", payload, at, entity_id)
+
+
+def test_dead_letters_round_trip(store: MetadataStore) -> None:
+    payload = b'{"event":{"data":{"entity_id":"sensor.x"}},"raw":"\xff\x00"}'
+    stored = letter("bad_state", 10, "sensor.x", payload)
+    assert store.add_dead_letters([stored]) == 1
+    assert store.dead_letters() == [stored]
+
+
+def test_adding_no_dead_letters(store: MetadataStore) -> None:
+    assert store.add_dead_letters([]) == 0
+    assert store.add_dead_letters(iter(())) == 0
+    assert store.dead_letter_counts() == {}
+    assert store.dead_letters() == []
+
+
+def test_dead_letter_counts_filter_and_order(store: MetadataStore) -> None:
+    batch = [
+        letter("bad_state", 1, "sensor.a"),
+        letter("bad_entity_id", 2),
+        letter("bad_state", 3, "sensor.b"),
+        letter("sink_rejected", 4, "sensor.c"),
+    ]
+    assert store.add_dead_letters(batch) == 4
+    assert store.add_dead_letters(x for x in [letter("bad_state", 5, "sensor.d")]) == 1
+
+    assert store.dead_letter_counts() == {"bad_entity_id": 1, "bad_state": 3, "sink_rejected": 1}
+    newest_first = store.dead_letters()
+    assert [d.received_at for d in newest_first] == [5, 4, 3, 2, 1]
+    bad_state = store.dead_letters(reason="bad_state")
+    assert [(d.received_at, d.entity_id) for d in bad_state] == [
+        (5, "sensor.d"),
+        (3, "sensor.b"),
+        (1, "sensor.a"),
+    ]
+    assert store.dead_letters(reason="bad_state", limit=2) == bad_state[:2]
+    assert store.dead_letters(limit=1) == newest_first[:1]
+    assert store.dead_letters(reason="never_seen") == []
+
+
+def test_dead_letters_are_newest_added_first_not_by_timestamp(store: MetadataStore) -> None:
+    store.add_dead_letters([letter("x", 100)])
+    store.add_dead_letters([letter("x", 50)])  # a late arrival with an older stamp
+    assert [d.received_at for d in store.dead_letters()] == [50, 100]
+
+
+# -- kv -------------------------------------------------------------------------------------
+
+
+def test_kv_get_put_overwrite(store: MetadataStore) -> None:
+    assert store.get("last_sync") is None
+    store.put("last_sync", "1")
+    assert store.get("last_sync") == "1"
+    store.put("last_sync", "2")
+    assert store.get("last_sync") == "2"
+    store.put("other", "")
+    assert store.get("other") == ""
+    assert store.get("last_sync") == "2"
+
+
+def test_kv_survives_reopen(tmp_path: Path) -> None:
+    first = MetadataStore.in_dir(tmp_path)
+    first.put("cursor", "2026-11-25T21:22:17+00:00")
+    first.close()
+    second = MetadataStore.in_dir(tmp_path)
+    try:
+        assert second.get("cursor") == "2026-11-25T21:22:17+00:00"
+    finally:
+        second.close()
+
+
+def test_readonly_metadata_store_refuses_writes(tmp_path: Path) -> None:
+    MetadataStore.in_dir(tmp_path).close()
+    reader = MetadataStore.in_dir(tmp_path, readonly=True)
+    try:
+        assert reader.get("k") is None
+        with pytest.raises((sqlite3.OperationalError, HomeIQError), match="readonly"):
+            reader.put("k", "v")
+        assert reader.get("k") is None
+    finally:
+        reader.close()

@@ -291,11 +291,6 @@ def test_secret_not_echoed_when_another_setting_fails(monkeypatch: pytest.Monkey
     assert SECRET not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_settings raises ConfigError 'from exc'; the chained pydantic "
-    "ValidationError prints input_value=<the secret> in any logged traceback",
-)
 def test_invalid_secret_is_not_in_the_traceback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -13,7 +13,8 @@ this tree::
         ├── AuthenticationFailed    token rejected (never retried: HA bans IPs)
         ├── ProtocolError           Home Assistant said something we cannot use
         ├── InvalidEvent            one message failed validation (dead-lettered)
-        └── SinkRejected            the store refused a batch for good
+        ├── SinkRejected            the store refused a batch for good
+        └── IncompatibleSchema      a database is newer than this code
 """
 
 from __future__ import annotations
@@ -66,3 +67,7 @@ class InvalidEvent(PermanentError):
 
 class SinkRejected(PermanentError):
     """The store refused a batch and would refuse it again."""
+
+
+class IncompatibleSchema(PermanentError):
+    """A database was written by a newer HomeIQ; reading it could misinterpret rows."""

@@ -47,7 +47,12 @@ class Runtime:
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                "HOMEIQ_DATA_DIR", f"cannot create {settings.data_dir}: {exc.strerror}"
+            ) from exc
         self.metadata = MetadataStore.in_dir(settings.data_dir)
         # Enrich with the last known registry until Home Assistant answers.
         self.registry = Registry(self.metadata.load_registry())

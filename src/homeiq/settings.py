@@ -196,9 +196,10 @@ def load_settings(**overrides: Any) -> Settings:
             f"{ENV_PREFIX}{str(err['loc'][0]).upper() if err['loc'] else '?'}: {err['msg']}"
             for err in exc.errors()
         )
+        # `from None`: pydantic's own text repeats every input, secrets included.
         raise ConfigError(
             name, f"{first['msg']} (got {given!r}). All problems: {problems}"
-        ) from exc
+        ) from None
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

@@ -23,7 +23,9 @@ def snapshot(*entities: Entity) -> RegistrySnapshot:
 
 
 def test_entity_area_overrides_device_area() -> None:
-    result = placements(snapshot(Entity("sensor.fridge", device_id="dev-kitchen", area_id="bedroom")))
+    result = placements(
+        snapshot(Entity("sensor.fridge", device_id="dev-kitchen", area_id="bedroom"))
+    )
     assert result["sensor.fridge"] == Placement("dev-kitchen", "bedroom", "first")
 
 
@@ -66,11 +68,13 @@ def test_empty_snapshot() -> None:
 
 
 def test_registry_lookup_and_unknown_entity() -> None:
-    registry = Registry(snapshot(Entity("sensor.fridge", device_id="dev-kitchen"), Entity("sun.sun")))
+    registry = Registry(
+        snapshot(Entity("sensor.fridge", device_id="dev-kitchen"), Entity("sun.sun"))
+    )
     assert registry.placement_of("sensor.fridge") == Placement("dev-kitchen", "kitchen", "ground")
     assert registry.placement_of("sun.sun") is NO_PLACEMENT
     assert registry.placement_of("sensor.never_registered") is NO_PLACEMENT
-    assert NO_PLACEMENT == Placement(None, None, None)
+    assert Placement(None, None, None) == NO_PLACEMENT
 
 
 def test_empty_registry() -> None:
@@ -85,7 +89,10 @@ def test_update_swaps_in_the_new_snapshot() -> None:
         floors=FLOORS,
         areas=AREAS,
         devices=(Device("dev-kitchen", "Fridge", "shed"),),
-        entities=(Entity("sensor.fridge", device_id="dev-kitchen"), Entity("light.new", area_id="kitchen")),
+        entities=(
+            Entity("sensor.fridge", device_id="dev-kitchen"),
+            Entity("light.new", area_id="kitchen"),
+        ),
     )
     registry.update(moved)
     assert registry.snapshot is moved

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from homeiq.errors import HomeIQError
+from homeiq.errors import HomeIQError, IncompatibleSchema
 from homeiq.metadata import schema
 from homeiq.metadata.migrations import (
     connect,
@@ -94,7 +94,7 @@ def test_only_missing_steps_run(conn: sqlite3.Connection) -> None:
 
 def test_newer_database_is_refused(conn: sqlite3.Connection) -> None:
     migrate(conn, [_create("a"), _create("b")])
-    with pytest.raises(RuntimeError, match="version 2 is newer than this HomeIQ \\(1\\)"):
+    with pytest.raises(IncompatibleSchema, match="version 2 is newer than this HomeIQ \\(1\\)"):
         migrate(conn, [_create("a")])
     assert current_version(conn) == 2
 
@@ -172,7 +172,7 @@ def test_metadata_store_refuses_a_newer_schema(tmp_path: Path) -> None:
     raw.execute("INSERT INTO schema_changes VALUES (?, 0)", (len(schema.STEPS) + 1,))
     raw.commit()
     raw.close()
-    with pytest.raises((RuntimeError, HomeIQError), match="newer"):
+    with pytest.raises(IncompatibleSchema, match="newer"):
         MetadataStore.in_dir(tmp_path)
 
 
@@ -246,7 +246,9 @@ def test_registry_survives_reopen(tmp_path: Path) -> None:
 # -- dead letters ---------------------------------------------------------------------------
 
 
-def letter(reason: str, at: int, entity_id: str | None = None, payload: bytes = b"{}") -> DeadLetter:
+def letter(
+    reason: str, at: int, entity_id: str | None = None, payload: bytes = b"{}"
+) -> DeadLetter:
     return DeadLetter(reason, f"detail {at}", payload, at, entity_id)
 
 

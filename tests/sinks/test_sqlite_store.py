@@ -23,7 +23,9 @@ T0 = 1_795_641_737_000_000  # 2026-11-25T21:22:17Z in microseconds
 S = 1_000_000
 
 
-def rec(entity_id: str = "sensor.temp", second: int = 0, state: str | None = "21.5", **kw: Any) -> EventRecord:
+def rec(
+    entity_id: str = "sensor.temp", second: int = 0, state: str | None = "21.5", **kw: Any
+) -> EventRecord:
     attributes = kw.pop("attributes", {})
     kw.setdefault("last_changed", T0 + second * S)
     return EventRecord(
@@ -219,6 +221,24 @@ def test_attribute_rows_are_reused_after_reopen(tmp_path: Path) -> None:
     assert query(tmp_path, "SELECT COUNT(*) FROM attributes") == [(1,)]
 
 
+def test_attribute_cache_eviction_keeps_dedup_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "ATTRIBUTE_CACHE_SIZE", 2)
+    store = SQLiteEventStore.in_dir(tmp_path)
+    try:
+        sets = [{"n": i} for i in range(5)]
+        store.write([rec("sensor.a", i, attributes=a) for i, a in enumerate(sets)])
+        # Written again after the cache was cleared: found by hash, not re-inserted.
+        store.write([rec("sensor.b", i, attributes=a) for i, a in enumerate(sets)])
+        got = {(r.entity_id, r.time): r.attributes for r in store.all_records()}
+    finally:
+        store.close()
+    assert query(tmp_path, "SELECT COUNT(*) FROM attributes") == [(5,)]
+    for i, attributes in enumerate(sets):
+        assert got[("sensor.a", T0 + i * S)] == got[("sensor.b", T0 + i * S)] == attributes
+
+
 def test_hash_collision_does_not_reuse_another_attribute_set(
     store: SQLiteEventStore, tmp_path: Path
 ) -> None:
@@ -370,24 +390,12 @@ def test_a_file_that_is_not_a_database_is_rejected(tmp_path: Path) -> None:
         SQLiteEventStore.in_dir(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileExistsError,
-    reason="BUG: SQLiteEventStore.__init__ only maps sqlite3.Error; the OSError from "
-    "path.parent.mkdir (data dir is a file, or not creatable) escapes the error tree",
-)
 def test_uncreatable_data_dir_is_a_homeiq_error(tmp_path: Path) -> None:
     (tmp_path / "occupied").write_text("a file, not a directory")
     with pytest.raises(HomeIQError):
         SQLiteEventStore.in_dir(tmp_path / "occupied")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="BUG: migrations.migrate raises a bare RuntimeError for a newer schema; "
-    "SQLiteEventStore does not map it, so callers see an error outside the HomeIQError tree",
-)
 def test_newer_events_schema_is_a_homeiq_error(tmp_path: Path) -> None:
     SQLiteEventStore.in_dir(tmp_path).close()
     conn = sqlite3.connect(tmp_path / EVENTS_DB)
@@ -454,14 +462,21 @@ def test_locked_database_is_unavailable_then_recovers(tmp_path: Path) -> None:
         store.close()
 
 
-def test_failed_batch_rolls_back_and_ids_are_reloaded(store: SQLiteEventStore, tmp_path: Path) -> None:
+def test_failed_batch_rolls_back_and_ids_are_reloaded(
+    store: SQLiteEventStore, tmp_path: Path
+) -> None:
     store.write([rec("sensor.a", 0)])
     conn = sqlite3.connect(tmp_path / EVENTS_DB)
-    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.state = 'poison'"
-                 " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END")
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.state = 'poison'"
+        " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+    )
     conn.commit()
     conn.close()
-    batch = [rec("sensor.fresh", 1, device_id="dev", context_user_id="u"), rec("sensor.a", 1, state="poison")]
+    batch = [
+        rec("sensor.fresh", 1, device_id="dev", context_user_id="u"),
+        rec("sensor.a", 1, state="poison"),
+    ]
     with pytest.raises(SinkRejected, match="poisoned row"):
         store.write(batch)
     # The whole batch rolled back, including the new entity, placement and user rows.
@@ -474,27 +489,13 @@ def test_failed_batch_rolls_back_and_ids_are_reloaded(store: SQLiteEventStore, t
     assert (fresh.device_id, fresh.context_user_id) == ("dev", "u")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="BUG: SQLiteEventStore.write catches only sqlite3.Error; a value sqlite3 cannot "
-    "bind (lone surrogate -> UnicodeEncodeError, int > 64 bits -> OverflowError) escapes "
-    "unmapped instead of SinkRejected",
-)
 def test_unbindable_value_is_rejected(store: SQLiteEventStore) -> None:
     with pytest.raises(SinkRejected):
         store.write([rec("sensor.fresh", 0, state="bad \ud800")])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SinkRejected,
-    reason="BUG: after a non-sqlite3 error in SQLiteEventStore.write the id caches are not "
-    "reloaded, so the rolled-back entity id is reused and the next valid write fails "
-    "with FOREIGN KEY constraint failed",
-)
 def test_store_recovers_after_an_unbindable_value(store: SQLiteEventStore) -> None:
-    with pytest.raises(Exception):  # noqa: B017, PT011 - see test_unbindable_value_is_rejected
+    with pytest.raises(Exception):  # noqa: B017 - see test_unbindable_value_is_rejected
         store.write([rec("sensor.fresh", 0, state="bad \ud800")])
     assert store.write([rec("sensor.fresh", 1)]) == 1
     assert store.keys() == {("sensor.fresh", T0 + S)}
@@ -515,7 +516,9 @@ async def test_sqlite_sink_round_trip(tmp_path: Path) -> None:
     await sink.open()
     try:
         assert await sink.write([rec("sensor.a", i, area_id="kitchen") for i in range(3)]) == 3
-        assert await sink.write([rec("sensor.a", 2), rec("light.b", 0, source=Source.BACKFILL)]) == 1
+        assert (
+            await sink.write([rec("sensor.a", 2), rec("light.b", 0, source=Source.BACKFILL)]) == 1
+        )
         history = await sink.history("sensor.a", T0 + S, None, 10)
         assert [r.time for r in history] == [T0 + S, T0 + 2 * S]
         summary = await sink.summary()

@@ -12,6 +12,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 
+from homeiq.errors import IncompatibleSchema
+
 Step = Callable[[sqlite3.Connection], None]
 
 
@@ -33,7 +35,7 @@ def migrate(conn: sqlite3.Connection, steps: Sequence[Step]) -> int:
     """
     version = current_version(conn)
     if version > len(steps):
-        raise RuntimeError(
+        raise IncompatibleSchema(
             f"database schema version {version} is newer than this HomeIQ ({len(steps)})"
         )
     for number in range(version + 1, len(steps) + 1):

@@ -32,6 +32,8 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            payload["exc"] = record.exc_text
         return orjson.dumps(payload, default=str).decode()
 
 
@@ -43,16 +45,28 @@ class RedactSecrets(logging.Filter):
         self.secrets = [s for s in secrets if len(s) >= 4]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message if it contains a secret; never drops a record."""
+        """Scrub the message, string ``extra=`` fields and exception text; never drops."""
         if not self.secrets:
             return True
         message = record.getMessage()
-        redacted = message
-        for secret in self.secrets:
-            redacted = redacted.replace(secret, "<redacted>")
+        redacted = self._scrub(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self._scrub(value))
+        if record.exc_info:
+            # Format the traceback once, scrubbed; formatters reuse exc_text.
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text, record.exc_info = self._scrub(text), None
+        elif record.exc_text:
+            record.exc_text = self._scrub(record.exc_text)
         return True
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "<redacted>")
+        return text
 
 
 def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:

@@ -49,12 +49,18 @@ def parse_time_us(value: Any, field: str) -> int:
         raise InvalidEvent("bad_timestamp", f"{field} {value[:64]!r} is not ISO 8601") from None
     if parsed.tzinfo is None:
         raise InvalidEvent("bad_timestamp", f"{field} {value[:64]!r} has no UTC offset")
-    return (parsed - _EPOCH) // _ONE_US
+    try:
+        return (parsed - _EPOCH) // _ONE_US
+    except OverflowError:  # e.g. 9999-12-31T23:59-14:00 lies past datetime's range in UTC
+        raise InvalidEvent("bad_timestamp", f"{field} {value[:64]!r} is out of range") from None
 
 
 def format_time_us(time_us: int) -> str:
     """Render integer microseconds as Home Assistant renders timestamps (``+00:00``)."""
-    return (_EPOCH + timedelta(microseconds=time_us)).isoformat()
+    try:
+        return (_EPOCH + timedelta(microseconds=time_us)).isoformat()
+    except OverflowError:  # beyond year 9999: still say something useful
+        return f"{time_us} µs since the epoch"
 
 
 def numeric_value(state: str) -> float | None:
@@ -128,7 +134,10 @@ class Normalizer:
         old_state = data.get("old_state")
         if old_state is not None and not isinstance(old_state, dict):
             raise InvalidEvent("bad_old_state", "old_state is neither null nor an object")
-        origin = _ORIGINS.get(event.get("origin"), Origin.LOCAL)  # type: ignore[arg-type]
+        raw_origin = event.get("origin")
+        origin = (
+            _ORIGINS.get(raw_origin, Origin.LOCAL) if isinstance(raw_origin, str) else Origin.LOCAL
+        )
         if new_state is None:
             return self._removal(entity_id, event, old_state, origin, source)
         if not isinstance(new_state, dict):

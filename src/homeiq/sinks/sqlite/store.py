@@ -7,6 +7,7 @@ costs one ``executemany`` of plain tuples plus an insert for anything new.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import zlib
@@ -64,6 +65,8 @@ class SQLiteEventStore:
                 migrate(self._conn, schema.STEPS)
         except sqlite3.Error as exc:
             raise _unavailable(exc) from exc
+        except OSError as exc:
+            raise SinkUnavailable(f"cannot create {path.parent}: {exc.strerror}") from exc
         self._entities: dict[str, int] = {}
         self._users: dict[str, int] = {}
         self._placements: dict[tuple[str | None, str | None, str | None], int] = {}
@@ -104,11 +107,15 @@ class SQLiteEventStore:
                     cursor = conn.executemany(_INSERT, [self._row(r) for r in batch])
                 # executemany's rowcount sums the inserts; OR IGNORE'd duplicates add 0.
                 return cursor.rowcount
-            except sqlite3.Error as exc:
-                # Ids cached during a rolled-back transaction may not exist: reload them.
-                self._load_ids()
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                # Ids cached during the rolled-back transaction no longer exist: reload.
                 self._attributes.clear()
-                raise _unavailable(exc) from exc
+                with contextlib.suppress(sqlite3.Error):
+                    self._load_ids()
+                if isinstance(exc, sqlite3.Error):
+                    raise _unavailable(exc) from exc
+                # A value SQLite cannot bind (lone surrogate, integer over 64 bits).
+                raise SinkRejected(f"sqlite cannot store a value: {exc}") from exc
 
     def _row(self, r: EventRecord) -> tuple[Any, ...]:
         entity = self._entities.get(r.entity_id)

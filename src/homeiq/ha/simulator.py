@@ -45,6 +45,7 @@ from homeiq.ha.simulator_home import (
     Floor,
     Home,
     UlidMaker,
+    dumps,
     iso_from_us,
     set_light,
     slugify,
@@ -56,7 +57,7 @@ HA_VERSION: Final = "2024.3.3"
 COALESCE_MAX: Final = 200  # messages per array frame
 QUEUE_HIGH: Final = 2000  # rate=0 generation waits while a subscriber has this many queued
 QUEUE_LOW: Final = 500  # ... and resumes once it is back down to this
-CHUNK: Final = 256  # events generated between yields to the event loop
+CHUNK: Final = 512  # events generated between yields to the event loop
 AUTH_TIMEOUT_S: Final = 10.0  # HA closes a connection that does not authenticate in time
 CLOSE_TIMEOUT_S: Final = 1.0
 US_PER_DAY: Final = 86_400_000_000
@@ -101,10 +102,6 @@ _STATE_FMT: Final = (
     b'{"entity_id":"%b","state":%b,"attributes":%b,'
     b'"last_changed":"%b","last_updated":"%b","context":%b}'
 )
-_EVENT_FMT: Final = (
-    b'{"event_type":"state_changed","data":{"entity_id":"%b","old_state":%b,"new_state":%b},'
-    b'"origin":"LOCAL","time_fired":"%b","context":%b}'
-)
 _MSG_FMT: Final = b'{"type":"event","event":%b,"id":%b}'
 # The whole message in one format: one copy of ~1 KB per subscriber instead of two.
 _FULL_FMT: Final = (
@@ -124,6 +121,7 @@ class SimStats:
     """Counters of what the simulator did."""
 
     events: int = 0  # state_changed events emitted (recorded in ``emitted``)
+    delivered: int = 0  # state_changed messages queued to subscribers (one per subscription)
     registry_events: int = 0
     frames_sent: int = 0
     messages_sent: int = 0
@@ -162,7 +160,6 @@ class _Log:
         "cx_user",
         "ent",
         "lc",
-        "positions",
         "st",
         "state_ix",
         "state_json",
@@ -183,35 +180,38 @@ class _Log:
         self.state_ix: dict[str, int] = {}
         self.states: list[str] = []
         self.state_json: list[bytes] = []
-        self.positions: list[array[int]] = []  # per entity: rows in order
         self.cx_ms = array("q")
         # Most contexts have neither parent nor user: keep those two sparse.
         self.cx_parent: dict[int, int] = {}
         self.cx_user: dict[int, int] = {}
 
     def intern_state(self, state: str) -> int:
+        """Index of ``state`` in ``states`` (and its JSON in ``state_json``), added if new."""
         idx = self.state_ix.get(state)
         if idx is None:
             idx = self.state_ix[state] = len(self.states)
             self.states.append(state)
-            self.state_json.append(orjson.dumps(state))
+            self.state_json.append(dumps(state))
         return idx
 
     def intern_attrs(self, attrs_json: bytes) -> int:
+        """Index of these serialized attributes in ``attrs``, added if new."""
         idx = self.attrs_ix.get(attrs_json)
         if idx is None:
-            idx = self.attrs_ix[attrs_json] = len(self.attrs)
-            self.attrs.append(attrs_json)
+            kept = bytes(memoryview(attrs_json))  # see simulator_home.dumps
+            idx = self.attrs_ix[kept] = len(self.attrs)
+            self.attrs.append(kept)
         return idx
 
-    def record(self, ent: int, ts: int, lc: int, st: int, at: int, cx: int) -> None:
-        self.ent.append(ent)
+    def record(self, ent: Entity, ts: int, lc: int, st: int, at: int, cx: int) -> None:
+        """Append one row (the hot path inlines this in ``Simulator._commit``)."""
+        self.ent.append(ent.idx)
         self.ts.append(ts)
         self.lc.append(lc)
         self.st.append(st)
         self.at.append(at)
         self.cx.append(cx)
-        self.positions[ent].append(len(self.ts) - 1)
+        ent.rows.append(len(self.ts) - 1)
 
 
 class Emitted(Sequence[EmittedEvent]):
@@ -306,6 +306,7 @@ class _Conn:
         self.writer: asyncio.Task[None] | None = None
 
     def push(self, msg: bytes) -> None:
+        """Queue one message and wake the writer."""
         self.queue.append(msg)
         self.wake.set()
 
@@ -491,6 +492,11 @@ class Simulator:
         return self._stats
 
     @property
+    def emitted_count(self) -> int:
+        """How many state_changed were emitted, whether or not anyone was subscribed."""
+        return len(self.emitted)
+
+    @property
     def active_connections(self) -> int:
         """WebSocket connections currently open."""
         return len(self._conns)
@@ -520,8 +526,8 @@ class Simulator:
         self.token = token
 
     def burst(self, n: int) -> int:
-        """Emit ``n`` generated events right now (not counted against ``count``)."""
-        made = self._generate(n)
+        """Emit exactly ``n`` generated events right now (not counted against ``count``)."""
+        made = self._generate(n, n)
         self._after_batch()
         return made
 
@@ -749,7 +755,8 @@ class Simulator:
             if self._rebase:
                 self._rebase = False
                 t0, base = loop.time(), 0
-            left = CHUNK if self.count is None else min(CHUNK, self.count - self._streamed)
+            cap = None if self.count is None else self.count - self._streamed
+            left = CHUNK if cap is None else min(CHUNK, cap)
             if self._rate <= 0:
                 if not self._sc_targets:
                     await self._has_subscriber.wait()
@@ -763,7 +770,7 @@ class Simulator:
                     await asyncio.sleep(max(0.001, (base + 1) / self._rate - (loop.time() - t0)))
                     continue
                 n = min(due, left)
-            made = self._generate(n)
+            made = self._generate(n, cap)
             base += made
             self._streamed += made
             self._after_batch()
@@ -778,7 +785,8 @@ class Simulator:
                 return True
         return False
 
-    def _generate(self, n: int) -> int:
+    def _generate(self, n: int, cap: int | None) -> int:
+        """Make at least ``n`` events; automation runs may overshoot, but never past ``cap``."""
         # Locals for everything the loop touches: attribute lookups are a real cost here.
         rng = self._rng
         rnd = rng.random
@@ -803,7 +811,8 @@ class Simulator:
                     break
                 continue
             if kind == K_AUTOMATION:
-                if n - done >= 3:
+                # Runs come in threes; at low rates n is 1, so only the cap may stop them.
+                if cap is None or cap - done >= 3:
                     done += self._run_automation(ent, -1)
                 continue
             prev = ent.state
@@ -826,7 +835,7 @@ class Simulator:
                 kind == K_MOTION
                 and auto is not None
                 and ent.state == "on"
-                and n - done >= 3
+                and (cap is None or cap - done >= 3)
                 and not auto.removed
             ):
                 done += self._run_automation(auto, cx)
@@ -916,8 +925,8 @@ class Simulator:
             ent.last_changed_b = iso
             ent.last_changed_us = us
         if attrs_json is not None:
-            ent.attrs_json = attrs_json
-            ent.attrs_idx = lg.intern_attrs(attrs_json)
+            ent.attrs_idx = ai = lg.intern_attrs(attrs_json)
+            ent.attrs_json = lg.attrs[ai]
         si = lg.state_ix.get(state)
         if si is None:
             si = lg.intern_state(state)
@@ -939,8 +948,11 @@ class Simulator:
         lg.st.append(si)
         lg.at.append(ent.attrs_idx)
         lg.cx.append(cx)
-        lg.positions[ent.idx].append(len(lg.ts) - 1)
-        for add, sid in self._sc_targets:
+        ent.rows.append(len(lg.ts) - 1)
+        targets = self._sc_targets
+        if targets:
+            self._stats.delivered += len(targets)
+        for add, sid in targets:
             # Writers are woken once per batch (_after_batch), not per message.
             add(_FULL_FMT % (eid, b"null" if old is None else old, new, iso, cx_json, sid))
 
@@ -951,7 +963,8 @@ class Simulator:
         old = ent.state_json or b"null"
         ent.state_json = None
         ent.removed = True
-        self._log.record(ent.idx, us, us, -1, 0, cx)
+        self._log.record(ent, us, us, -1, 0, cx)
+        self._stats.delivered += len(self._sc_targets)
         for add, sid in self._sc_targets:
             add(_FULL_FMT % (ent.eid_b, old, b"null", iso, cx_json, sid))
 
@@ -1000,7 +1013,6 @@ class Simulator:
         ent.reg_id = f"{random.Random(self.seed * 1_000_003 + ent.idx).getrandbits(128):032x}"
         self._entities.append(ent)
         self._by_id[entity_id] = ent
-        self._log.positions.append(array("I"))
         return ent
 
     def _check_area(self, area_id: str | None) -> None:
@@ -1016,7 +1028,6 @@ class Simulator:
             "parent_id": None,
             "user_id": None,
         }
-        self._log.positions.extend(array("I") for _ in self._entities)
         starts = sorted((now - int(rng.uniform(60.0, 3600.0) * 1e6), e.idx) for e in self._entities)
         for us, idx in starts:
             ent = self._entities[idx]
@@ -1291,7 +1302,7 @@ class Simulator:
             prev = ent.state
             on = service == "turn_on" or (service == "toggle" and ent.state != "on")
             attrs_json: bytes | None = None
-            if domain == "light":
+            if domain == "light" and "friendly_name" in ent.spec:
                 bright = data.get("brightness", ent.attrs.get("brightness") or 255) if on else None
                 attrs_json = set_light(ent, None if bright is None else int(bright), 0)
                 if prev == ent.state and attrs_json == ent.attrs_json:
@@ -1452,7 +1463,7 @@ class Simulator:
             ent = self._by_id.get(entity_id)
             if ent is None:
                 continue
-            pos = lg.positions[ent.idx]
+            pos = ent.rows
             lo = bisect_left(pos, purged_before, key=key)
             first = bisect_right(pos, start_us, lo=lo, key=key)
             stop = bisect_left(pos, end_us, lo=first, key=key)
@@ -1495,9 +1506,7 @@ class Simulator:
                 if len(raw) > ATTRS_MAX_BYTES:
                     raw = b"{}"  # HA's recorder logs and stores no attributes
                 elif (drop := _UNRECORDED.get(ent.domain)) is not None:
-                    raw = orjson.dumps(
-                        {k: v for k, v in orjson.loads(raw).items() if k not in drop}
-                    )
+                    raw = dumps({k: v for k, v in orjson.loads(raw).items() if k not in drop})
                 attrs = self._hist_attrs[cache_key] = orjson.Fragment(raw)
         return {
             "entity_id": ent.entity_id,
@@ -1635,5 +1644,5 @@ async def serve(
         entities=entities,
         history_keep_s=history_keep_s,
     ) as sim:
-        log.info("simulator ready: %s (token %s...)", sim.ws_url, token[:3])
+        log.info("simulator ready: %s", sim.ws_url)
         await asyncio.Event().wait()

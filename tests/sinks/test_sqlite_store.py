@@ -239,20 +239,25 @@ def test_attribute_cache_eviction_keeps_dedup_exact(
         assert got[("sensor.a", T0 + i * S)] == got[("sensor.b", T0 + i * S)] == attributes
 
 
-def test_hash_collision_does_not_reuse_another_attribute_set(
-    store: SQLiteEventStore, tmp_path: Path
-) -> None:
+def test_hash_collision_does_not_reuse_another_attribute_set(tmp_path: Path) -> None:
     attributes = {"friendly_name": "Real"}
     blob = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS)
-    # Plant a different JSON under the same hash, as a CRC32 collision would.
+    SQLiteEventStore.in_dir(tmp_path).close()
+    # Plant a different JSON under the same hash, as a CRC32 collision would. (Before the
+    # store opens: it is the only writer and hands out attribute ids itself.)
     conn = sqlite3.connect(tmp_path / EVENTS_DB)
     conn.execute(
-        "INSERT INTO attributes (hash, json) VALUES (?, ?)", (zlib.crc32(blob), b'{"x":"impostor"}')
+        "INSERT INTO attributes (hash, json, codec) VALUES (?, ?, 0)",
+        (zlib.crc32(blob), b'{"x":"impostor"}'),
     )
     conn.commit()
     conn.close()
-    store.write([rec(attributes=attributes)])
-    assert store.all_records()[0].attributes == attributes
+    store = SQLiteEventStore.in_dir(tmp_path)
+    try:
+        store.write([rec(attributes=attributes)])
+        assert store.all_records()[0].attributes == attributes
+    finally:
+        store.close()
     assert query(tmp_path, "SELECT COUNT(*) FROM attributes WHERE hash = ?", zlib.crc32(blob)) == [
         (2,)
     ]

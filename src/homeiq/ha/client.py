@@ -275,6 +275,10 @@ class HAClient:
             if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 break
             raw: str | bytes = msg.data
+            if _only_events(raw):
+                # The fast path: a frame of state changes goes to the writer unparsed.
+                await self.queue.offer(Incoming(raw, weight=_count_events(raw)))
+                continue
             try:
                 parsed = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
@@ -308,6 +312,24 @@ class HAClient:
         if raw is None:
             raw = payload.encode() if isinstance(payload, str) else _dumps(payload)
         await self.queue.offer(DeadLetter(reason, detail, raw, now_us()))
+
+
+def _only_events(frame: str | bytes) -> bool:
+    """True when a frame can only hold subscription events for the writer.
+
+    A substring test, deliberately conservative: any frame that might hold a command
+    result, a pong or a registry event is parsed here instead, so a false "no" only
+    costs time, and a "yes" is always right (the writer dead-letters anything else).
+    """
+    if isinstance(frame, bytes):
+        return b'"result"' not in frame and b'"pong"' not in frame and b"_registry_" not in frame
+    return '"result"' not in frame and '"pong"' not in frame and "_registry_" not in frame
+
+
+def _count_events(frame: str | bytes) -> int:
+    """Messages in a frame, for the queue's bound (an estimate is enough there)."""
+    marker: Any = b'"event_type"' if isinstance(frame, bytes) else '"event_type"'
+    return max(1, frame.count(marker))
 
 
 def _event_type(message: dict[str, Any]) -> Any:

@@ -33,6 +33,9 @@ _ORIGINS = {"LOCAL": Origin.LOCAL, "REMOTE": Origin.REMOTE}
 _JSON_OPTS = orjson.OPT_SORT_KEYS
 
 PlacementLookup = Callable[[str], Placement]
+# Per-entity caches (valid ids, last attributes) are dropped past this many entities, so
+# a stream of garbage ids cannot grow them without bound.
+KNOWN_ENTITIES_MAX = 100_000
 
 
 def _no_placement(_entity_id: str) -> Placement:
@@ -88,9 +91,9 @@ def _context(raw: Any) -> tuple[str | None, str | None, str | None]:
     if not isinstance(raw, dict):
         raise InvalidEvent("bad_context", f"context is {type(raw).__name__}, not an object")
     ids = (raw.get("id"), raw.get("parent_id"), raw.get("user_id"))
-    for name, value in zip(("id", "parent_id", "user_id"), ids, strict=True):
-        if value is not None and (not isinstance(value, str) or len(value) > 64):
-            raise InvalidEvent("bad_context", f"context.{name} must be a string of <= 64 chars")
+    for value in ids:
+        if value is not None and (type(value) is not str or len(value) > 64):
+            raise InvalidEvent("bad_context", "context ids must be strings of <= 64 chars")
     return ids
 
 
@@ -109,6 +112,8 @@ class Normalizer:
         self.attributes_max_bytes = attributes_max_bytes
         self.future_tolerance_us = int(future_tolerance_s * 1_000_000)
         self._clock = clock or _wall_clock
+        self._last_attributes: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self._valid_ids: set[Any] = set()
 
     def message(self, message: Any, source: Source = Source.LIVE) -> EventRecord:
         """Normalize a WebSocket ``{"type": "event", "event": {...}}`` message."""
@@ -128,8 +133,13 @@ class Normalizer:
         if not isinstance(data, dict):
             raise InvalidEvent("missing_data", "event has no data object")
         entity_id = data.get("entity_id")
-        if not isinstance(entity_id, str) or not valid_entity_id(entity_id):
-            raise InvalidEvent("bad_entity_id", f"entity_id {str(entity_id)[:80]!r} is invalid")
+        if entity_id not in self._valid_ids:  # the regex once per entity, not per event
+            if not isinstance(entity_id, str) or not valid_entity_id(entity_id):
+                raise InvalidEvent("bad_entity_id", f"entity_id {str(entity_id)[:80]!r} is invalid")
+            if len(self._valid_ids) >= KNOWN_ENTITIES_MAX:
+                self._valid_ids.clear()
+                self._last_attributes.clear()
+            self._valid_ids.add(entity_id)
         new_state = data.get("new_state")
         old_state = data.get("old_state")
         if old_state is not None and not isinstance(old_state, dict):
@@ -182,10 +192,17 @@ class Normalizer:
         attributes = new_state.get("attributes", {})
         if not isinstance(attributes, dict):
             raise InvalidEvent("bad_attributes", "attributes is not an object")
-        try:
-            attributes_json = orjson.dumps(attributes, option=_JSON_OPTS)
-        except TypeError as exc:  # non-string keys from a lenient parser, say
-            raise InvalidEvent("bad_attributes", str(exc)) from None
+        # Most updates repeat the entity's last attributes: compare (cheap, in C) before
+        # serializing again (not cheap). One entry per entity keeps this bounded.
+        last = self._last_attributes.get(entity_id)
+        if last is not None and last[0] == attributes:
+            attributes_json = last[1]
+        else:
+            try:
+                attributes_json = orjson.dumps(attributes, option=_JSON_OPTS)
+            except TypeError as exc:  # non-string keys from a lenient parser, say
+                raise InvalidEvent("bad_attributes", str(exc)) from None
+            self._last_attributes[entity_id] = (attributes, attributes_json)
         dropped = 0
         if len(attributes_json) > self.attributes_max_bytes:
             dropped = len(attributes_json)

@@ -3,7 +3,8 @@
 Size per event is the design constraint (tens of millions of rows on a Raspberry Pi):
 ``events`` is a WITHOUT ROWID table clustered on its idempotency key (entity, time), so
 the key needs no second index; entity ids, users, placements and attribute sets are
-small-integer references to shared rows; times are integer microseconds; ``last_changed``
+small-integer references to shared rows (attribute sets compressed, see
+:mod:`~homeiq.sinks.sqlite.codec`); times are integer microseconds; ``last_changed``
 is NULL when it equals ``time`` (attribute-only updates are the exception).
 """
 
@@ -21,7 +22,8 @@ def _v1(conn: sqlite3.Connection) -> None:
         CREATE TABLE entities (
             id INTEGER PRIMARY KEY, entity_id TEXT NOT NULL UNIQUE);
         CREATE TABLE attributes (
-            id INTEGER PRIMARY KEY, hash INTEGER NOT NULL, json BLOB NOT NULL);
+            id INTEGER PRIMARY KEY, hash INTEGER NOT NULL, json BLOB NOT NULL,
+            codec INTEGER NOT NULL);
         CREATE INDEX attributes_hash ON attributes (hash);
         CREATE TABLE placements (
             id INTEGER PRIMARY KEY, device_id TEXT, area_id TEXT, floor_id TEXT);

@@ -22,7 +22,12 @@ from homeiq.metadata.migrations import connect, migrate, transaction
 from homeiq.model import EventRecord, Origin, Source
 from homeiq.sinks.base import StoreSummary
 from homeiq.sinks.sqlite import schema
-from homeiq.sinks.sqlite.codec import decode_context, encode_context
+from homeiq.sinks.sqlite.codec import (
+    decode_attributes,
+    decode_context,
+    encode_attributes,
+    encode_context,
+)
 
 EVENTS_DB = "events.db"
 # Attribute sets seen recently; most entities repeat a handful, so this stays hot.
@@ -31,7 +36,7 @@ ATTRIBUTE_CACHE_SIZE = 8192
 _INSERT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SELECT = """
 SELECT n.entity_id, e.time, e.state, e.value, e.previous_state, e.last_changed,
-       e.duration_us, a.json, e.context_id, e.context_parent_id, u.user_id,
+       e.duration_us, a.json, a.codec, e.context_id, e.context_parent_id, u.user_id,
        p.device_id, p.area_id, p.floor_id, e.origin, e.source, e.dropped_attributes_bytes
 FROM events e
 JOIN entities n ON n.id = e.entity
@@ -88,6 +93,10 @@ class SQLiteEventStore:
             (d, a, f): int(i)
             for i, d, a, f in c.execute("SELECT id, device_id, area_id, floor_id FROM placements")
         }
+        # One writer owns events.db, so attribute ids are handed out here, in bulk.
+        self._last_attribute_id = int(
+            c.execute("SELECT MAX(id) FROM attributes").fetchone()[0] or 0
+        )
 
     def close(self) -> None:
         """Close the connection."""
@@ -104,7 +113,9 @@ class SQLiteEventStore:
             conn = self._conn
             try:
                 with transaction(conn):
-                    cursor = conn.executemany(_INSERT, [self._row(r) for r in batch])
+                    attribute_ids = self._attribute_ids(batch)
+                    rows = [self._row(r, a) for r, a in zip(batch, attribute_ids, strict=True)]
+                    cursor = conn.executemany(_INSERT, rows)
                 # executemany's rowcount sums the inserts; OR IGNORE'd duplicates add 0.
                 return cursor.rowcount
             except (sqlite3.Error, ValueError, OverflowError) as exc:
@@ -117,14 +128,11 @@ class SQLiteEventStore:
                 # A value SQLite cannot bind (lone surrogate, integer over 64 bits).
                 raise SinkRejected(f"sqlite cannot store a value: {exc}") from exc
 
-    def _row(self, r: EventRecord) -> tuple[Any, ...]:
+    def _row(self, r: EventRecord, attributes: int) -> tuple[Any, ...]:
         entity = self._entities.get(r.entity_id)
         if entity is None:
             entity = self._insert_id("INSERT INTO entities (entity_id) VALUES (?)", (r.entity_id,))
             self._entities[r.entity_id] = entity
-        attributes = self._attributes.get(r.attributes_json)
-        if attributes is None:
-            attributes = self._attributes_id(r.attributes_json)
         placement = None
         if r.device_id is not None or r.area_id is not None or r.floor_id is not None:
             key = (r.device_id, r.area_id, r.floor_id)
@@ -166,18 +174,51 @@ class SQLiteEventStore:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def _attributes_id(self, blob: bytes) -> int:
-        digest = zlib.crc32(blob)
-        rows = self._conn.execute("SELECT id, json FROM attributes WHERE hash = ?", (digest,))
-        row_id = next((int(i) for i, stored in rows if bytes(stored) == blob), None)
-        if row_id is None:
-            row_id = self._insert_id(
-                "INSERT INTO attributes (hash, json) VALUES (?, ?)", (digest, blob)
-            )
-        if len(self._attributes) >= ATTRIBUTE_CACHE_SIZE:
-            self._attributes.clear()
-        self._attributes[blob] = row_id
-        return row_id
+    def _attribute_ids(self, batch: Sequence[EventRecord]) -> list[int]:
+        """The attributes row of every record, inserting new sets: a few queries a batch."""
+        cache = self._attributes
+        ids: list[int] = []
+        missing: dict[bytes, list[int]] = {}
+        for index, record in enumerate(batch):
+            found = cache.get(record.attributes_json)
+            if found is None:
+                missing.setdefault(record.attributes_json, []).append(index)
+                found = 0
+            ids.append(found)
+        if not missing:
+            return ids
+        hashes = {blob: zlib.crc32(blob) for blob in missing}
+        stored = self._attributes_by_hash(set(hashes.values()))
+        new_rows = []
+        if len(cache) + len(missing) > ATTRIBUTE_CACHE_SIZE:
+            cache.clear()
+        for blob, indexes in missing.items():
+            digest = hashes[blob]
+            row_id = next((i for i, b in stored.get(digest, ()) if b == blob), None)
+            if row_id is None:
+                self._last_attribute_id += 1
+                row_id = self._last_attribute_id
+                new_rows.append((row_id, digest, *encode_attributes(blob)))
+            cache[blob] = row_id
+            for index in indexes:
+                ids[index] = row_id
+        self._conn.executemany(
+            "INSERT INTO attributes (id, hash, json, codec) VALUES (?, ?, ?, ?)", new_rows
+        )
+        return ids
+
+    def _attributes_by_hash(self, digests: set[int]) -> dict[int, list[tuple[int, bytes]]]:
+        """Stored attribute sets (decoded) whose hash is one of ``digests``."""
+        found: dict[int, list[tuple[int, bytes]]] = {}
+        wanted = list(digests)
+        for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row_id, digest, blob, codec in self._conn.execute(
+                f"SELECT id, hash, json, codec FROM attributes WHERE hash IN ({marks})", chunk
+            ):
+                found.setdefault(digest, []).append((row_id, decode_attributes(blob, codec)))
+        return found
 
     # -- reading ----------------------------------------------------------------------
 
@@ -260,6 +301,7 @@ def _record(row: tuple[Any, ...]) -> EventRecord:
         last_changed,
         duration_us,
         attributes_json,
+        codec,
         context_id,
         parent_id,
         user_id,
@@ -270,7 +312,7 @@ def _record(row: tuple[Any, ...]) -> EventRecord:
         source,
         dropped,
     ) = row
-    blob = bytes(attributes_json) if attributes_json is not None else b"{}"
+    blob = b"{}" if attributes_json is None else decode_attributes(bytes(attributes_json), codec)
     return EventRecord(
         entity_id=entity_id,
         time=time,

@@ -113,7 +113,7 @@ class Normalizer:
         self.future_tolerance_us = int(future_tolerance_s * 1_000_000)
         self._clock = clock or _wall_clock
         self._last_attributes: dict[str, tuple[dict[str, Any], bytes]] = {}
-        self._valid_ids: set[Any] = set()
+        self._valid_ids: set[str] = set()
 
     def message(self, message: Any, source: Source = Source.LIVE) -> EventRecord:
         """Normalize a WebSocket ``{"type": "event", "event": {...}}`` message."""
@@ -133,7 +133,8 @@ class Normalizer:
         if not isinstance(data, dict):
             raise InvalidEvent("missing_data", "event has no data object")
         entity_id = data.get("entity_id")
-        if entity_id not in self._valid_ids:  # the regex once per entity, not per event
+        # The regex once per entity, not per event (str check first: lists are unhashable).
+        if type(entity_id) is not str or entity_id not in self._valid_ids:
             if not isinstance(entity_id, str) or not valid_entity_id(entity_id):
                 raise InvalidEvent("bad_entity_id", f"entity_id {str(entity_id)[:80]!r} is invalid")
             if len(self._valid_ids) >= KNOWN_ENTITIES_MAX:

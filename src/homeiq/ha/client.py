@@ -303,7 +303,10 @@ class HAClient:
             else:
                 await self._reject("unexpected_event", f"event for subscription {sub!r}", message)
         elif kind in ("result", "pong"):
-            conn.resolve(message)
+            if not conn.resolve(message):  # an answer to nothing we asked: keep it
+                await self._reject(
+                    "unexpected_result", f"{kind} for id {message.get('id')!r}", message
+                )
         else:
             await self._reject("unknown_message", f"message type {str(kind)[:40]!r}", message)
 

@@ -95,12 +95,17 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
     _install_signal_handlers(stop)
     sim = Simulator(seed=args.seed, rate=args.rate, token=secrets.token_urlsafe(32))
     await sim.start()
+    # The home holds still until HomeIQ is subscribed, so every change it makes is seen.
+    sim.pause()
     runtime = Runtime(settings)
     runtime.connect_to(sim.url, sim.token)
     print(f"HomeIQ demo: simulated home at {sim.url}, storing in {settings.data_dir.resolve()}")
     print("Press Ctrl-C to stop.")
     await runtime.start()
     waiter = asyncio.create_task(runtime.wait())
+    assert runtime.client is not None
+    await asyncio.wait_for(runtime.client.connected.wait(), 30)
+    sim.resume()
     last_stored, last_tick = 0, time.monotonic()
     try:
         while not stop.is_set() and not waiter.done():
@@ -121,7 +126,8 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
         sim.pause()
         deadline = time.monotonic() + 3.0
         # Counters have no event to wait on: poll them briefly.
-        while runtime.stats().received < sim.emitted_count and time.monotonic() < deadline:  # noqa: ASYNC110
+        sent = sim.stats.delivered
+        while runtime.stats().received < sent and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         waiter.cancel()
         with contextlib.suppress(asyncio.CancelledError, HomeIQError):
@@ -130,7 +136,7 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
         await sim.stop()
         stats = runtime.stats()
         print(
-            f"Stopped. Simulator sent {sim.emitted_count} events; stored {stats.stored},"
+            f"Stopped. Simulator sent {sent} events; stored {stats.stored},"
             f" duplicates {stats.duplicates}, rejected {stats.rejected}."
         )
 

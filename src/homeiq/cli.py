@@ -25,7 +25,7 @@ from homeiq.errors import AuthenticationFailed, ConfigError, HomeIQError
 from homeiq.metadata.store import METADATA_DB, MetadataStore
 from homeiq.observability.logging import setup_logging
 from homeiq.pipeline.normalize import format_time_us
-from homeiq.runtime import Runtime
+from homeiq.runtime import Runtime, ha_source
 from homeiq.settings import Settings, load_settings, redacted
 from homeiq.sinks.sqlite import EVENTS_DB, SQLiteEventStore
 
@@ -81,8 +81,9 @@ async def _run_until_signal(runtime: Runtime) -> None:
 
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     """Capture Home Assistant state changes until stopped."""
+    url, token = ha_source(settings)  # before anything is created on disk
     runtime = Runtime(settings)
-    runtime.connect_from_settings()
+    runtime.connect_to(url, token)
     log.info("storing events in %s", settings.data_dir.resolve())
     asyncio.run(_run_until_signal(runtime))
     return 0
@@ -103,11 +104,13 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
     print("Press Ctrl-C to stop.")
     await runtime.start()
     waiter = asyncio.create_task(runtime.wait())
-    assert runtime.client is not None
-    await asyncio.wait_for(runtime.client.connected.wait(), 30)
-    sim.resume()
     last_stored, last_tick = 0, time.monotonic()
     try:
+        assert runtime.client is not None
+        connected = asyncio.ensure_future(runtime.client.connected.wait())
+        await asyncio.wait({connected, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        connected.cancel()
+        sim.resume()
         while not stop.is_set() and not waiter.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)

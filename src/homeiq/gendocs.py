@@ -32,9 +32,20 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Arg
 
 def cli_markdown() -> str:
     """docs/cli.md: the help of ``homeiq`` and of every subcommand."""
-    # argparse wraps to the terminal width: pin it so the output is the same everywhere.
+    # argparse wraps to the terminal width: pin it so the output is the same everywhere
+    # (and put it back: this process may print help later).
+    saved = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"
-    parser = build_parser()
+    try:
+        return _cli_markdown(build_parser())
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+
+
+def _cli_markdown(parser: argparse.ArgumentParser) -> str:
     parts = [
         f"# Command-line reference\n\n{GENERATED}\n",
         "```text",

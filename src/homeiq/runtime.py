@@ -41,6 +41,15 @@ class LiveStats:
     ha_connected: bool
 
 
+def ha_source(settings: Settings) -> tuple[str, str]:
+    """Home Assistant's URL and token from the settings; ConfigError naming what is missing."""
+    if settings.ha_url is None:
+        raise ConfigError("HOMEIQ_HA_URL", "is required to connect to Home Assistant")
+    if settings.ha_token is None:
+        raise ConfigError("HOMEIQ_HA_TOKEN", "is required (or HOMEIQ_HA_TOKEN_FILE naming a file)")
+    return settings.ha_url, settings.ha_token.get_secret_value()
+
+
 class Runtime:
     """Owns every long-lived component of one HomeIQ process."""
 
@@ -95,14 +104,7 @@ class Runtime:
 
     def connect_from_settings(self) -> None:
         """Configure the source from ``HOMEIQ_HA_URL`` and ``HOMEIQ_HA_TOKEN``."""
-        s = self.settings
-        if s.ha_url is None:
-            raise ConfigError("HOMEIQ_HA_URL", "is required to connect to Home Assistant")
-        if s.ha_token is None:
-            raise ConfigError(
-                "HOMEIQ_HA_TOKEN", "is required (or HOMEIQ_HA_TOKEN_FILE naming a file)"
-            )
-        self.connect_to(s.ha_url, s.ha_token.get_secret_value())
+        self.connect_to(*ha_source(self.settings))
 
     async def start(self) -> None:
         """Open the store, then start the writer and the source."""

@@ -27,6 +27,17 @@ def current_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
+def check_version(conn: sqlite3.Connection, steps: Sequence[Step]) -> int:
+    """For read-only use: the stored version, refusing one newer than ``steps`` knows."""
+    row = conn.execute("SELECT MAX(version) FROM schema_changes").fetchone()
+    version = int(row[0] or 0)
+    if version > len(steps):
+        raise IncompatibleSchema(
+            f"database schema version {version} is newer than this HomeIQ ({len(steps)})"
+        )
+    return version
+
+
 def migrate(conn: sqlite3.Connection, steps: Sequence[Step]) -> int:
     """Bring ``conn`` to ``len(steps)``; step ``i`` produces version ``i + 1``.
 

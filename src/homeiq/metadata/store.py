@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from homeiq.metadata import schema
-from homeiq.metadata.migrations import connect, migrate, transaction
+from homeiq.metadata.migrations import check_version, connect, migrate, transaction
 from homeiq.model import Area, DeadLetter, Device, Entity, Floor, RegistrySnapshot
 
 METADATA_DB = "metadata.db"
@@ -24,8 +24,14 @@ class MetadataStore:
         if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._conn: sqlite3.Connection = connect(str(path), readonly=readonly)
-        if not readonly:
-            migrate(self._conn, schema.STEPS)
+        try:
+            if readonly:
+                check_version(self._conn, schema.STEPS)
+            else:
+                migrate(self._conn, schema.STEPS)
+        except BaseException:
+            self._conn.close()
+            raise
 
     @classmethod
     def in_dir(cls, data_dir: Path, *, readonly: bool = False) -> MetadataStore:

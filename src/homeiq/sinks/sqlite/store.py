@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from homeiq.errors import SinkRejected, SinkUnavailable
-from homeiq.metadata.migrations import connect, migrate, transaction
+from homeiq.errors import IncompatibleSchema, SinkRejected, SinkUnavailable
+from homeiq.metadata.migrations import check_version, connect, migrate, transaction
 from homeiq.model import EventRecord, Origin, Source
 from homeiq.sinks.base import StoreSummary
 from homeiq.sinks.sqlite import schema
@@ -62,21 +62,31 @@ class SQLiteEventStore:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
-        try:
-            if not readonly:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = connect(str(path), readonly=readonly)
-            if not readonly:
-                migrate(self._conn, schema.STEPS)
-        except sqlite3.Error as exc:
-            raise _unavailable(exc) from exc
-        except OSError as exc:
-            raise SinkUnavailable(f"cannot create {path.parent}: {exc.strerror}") from exc
         self._entities: dict[str, int] = {}
         self._users: dict[str, int] = {}
         self._placements: dict[tuple[str | None, str | None, str | None], int] = {}
         self._attributes: dict[bytes, int] = {}
-        self._load_ids()
+        try:
+            if not readonly:
+                path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkUnavailable(f"cannot create {path.parent}: {exc.strerror}") from exc
+        try:
+            self._conn = connect(str(path), readonly=readonly)
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+        try:
+            if readonly:
+                check_version(self._conn, schema.STEPS)
+            else:
+                migrate(self._conn, schema.STEPS)
+            self._load_ids()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise _unavailable(exc) from exc
+        except IncompatibleSchema:
+            self._conn.close()
+            raise
 
     @classmethod
     def in_dir(cls, data_dir: Path, *, readonly: bool = False) -> SQLiteEventStore:

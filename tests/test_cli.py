@@ -1,0 +1,791 @@
+"""The ``homeiq`` command: argument parsing, configuration errors and exit codes, the
+query/status tables over a real store, and run/demo end to end against the simulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import homeiq.cli as cli
+from homeiq.cli import main, parse_since
+from homeiq.ha.simulator import Simulator
+from homeiq.metadata.store import METADATA_DB, MetadataStore
+from homeiq.model import DeadLetter, EventRecord, Source
+from homeiq.pipeline.normalize import format_time_us, parse_time_us
+from homeiq.runtime import Runtime
+from homeiq.settings import ENV_PREFIX
+from homeiq.sinks.sqlite import EVENTS_DB, SQLiteEventStore
+
+TOKEN = "cli-test-token-0123456789abcdef"
+NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+NOW_US = 1_700_000_000_000_000
+ULID = "01HXK5QG6V9Z8T0AB1CDEFGHJK"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No outside HOMEIQ_* variable reaches a test; the root logger main() reconfigures
+    (pointing at capsys's stream) is put back afterwards."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    access = logging.getLogger("aiohttp.access")
+    saved = (root.handlers[:], root.level, access.level)
+    yield
+    root.handlers[:], root.level = saved[0], saved[1]
+    access.setLevel(saved[2])
+
+
+def us(iso: str) -> int:
+    return parse_time_us(iso, "test")
+
+
+def stop_after(seconds: float) -> Callable[[asyncio.Event], None]:
+    """A replacement for _install_signal_handlers: 'press Ctrl-C' after ``seconds``."""
+
+    def install(stop: asyncio.Event) -> None:
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+
+    return install
+
+
+def parse_table(block: str) -> list[list[str]]:
+    """Rows of a table printed by the CLI, split on its column boundaries."""
+    lines = block.splitlines()
+    assert len(lines) >= 2 and set(lines[1]) <= {"-", " "}, block
+    # Column starts: where each run of dashes in the rule line begins.
+    spans = [(m.start(), m.end()) for m in re.finditer(r"-+", lines[1])]
+    rows = []
+    for line in [lines[0], *lines[2:]]:
+        cells = []
+        for i, (start, _end) in enumerate(spans):
+            stop = spans[i + 1][0] if i + 1 < len(spans) else None
+            cells.append(line[start:stop].strip())
+        rows.append(cells)
+    return rows
+
+
+# -- parse_since ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds_ago"),
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h", 3600),
+        ("2d", 2 * 86400),
+        ("1w", 7 * 86400),
+        ("1.5h", 5400),
+        ("0.5m", 30),
+        (" 45s ", 45),
+    ],
+)
+def test_parse_since_spans(text: str, seconds_ago: int) -> None:
+    assert parse_since(text, now=NOW) == NOW_US - seconds_ago * 1_000_000
+
+
+def test_parse_since_span_keeps_sub_second_now() -> None:
+    assert parse_since("1h", now=NOW + 0.25) == NOW_US - 3_600_000_000 + 250_000
+
+
+def test_parse_since_span_defaults_to_wall_clock() -> None:
+    before = int(time.time() * 1_000_000)
+    got = parse_since("1h")
+    after = int(time.time() * 1_000_000)
+    assert before - 3_600_000_000 <= got <= after - 3_600_000_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-05-01T10:00:00+00:00", 1_714_557_600_000_000),
+        ("2024-05-01T12:00:00+02:00", 1_714_557_600_000_000),
+        ("2024-05-01T05:30:00-04:30", 1_714_557_600_000_000),
+        ("2024-05-01T10:00:00Z", 1_714_557_600_000_000),
+        ("2024-05-01T10:00:00.000123+00:00", 1_714_557_600_000_123),
+        # No offset: UTC, not the machine's local zone.
+        ("2024-05-01T10:00:00", 1_714_557_600_000_000),
+        ("2024-05-01", 1_714_521_600_000_000),
+    ],
+)
+def test_parse_since_iso(text: str, expected: int) -> None:
+    assert parse_since(text, now=NOW) == expected
+    # ISO times do not depend on now.
+    assert parse_since(text, now=0.0) == expected
+
+
+def test_parse_since_naive_iso_is_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert parse_since("2024-05-01T10:00:00") == 1_714_557_600_000_000
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_parse_since_round_trips_stored_times() -> None:
+    for t in (NOW_US, NOW_US + 1, NOW_US + 999_999, 1_714_557_600_123_457):
+        assert parse_since(format_time_us(t)) == t
+
+
+@pytest.mark.parametrize(
+    "text", ["", "yesterday", "1x", "h", "-1h", "1 h ago", "1H", "1h30m", "2024-13-01", "12:00:00x"]
+)
+def test_parse_since_rejects_garbage(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="neither a span"):
+        parse_since(text, now=NOW)
+
+
+def test_bad_since_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["query", "sensor.x", "--since", "yesterday"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--since" in err
+    assert "'yesterday' is neither a span" in err
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+# -- configuration -------------------------------------------------------------------
+
+
+def test_config_show_prints_effective_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOMEIQ_BATCH_MAX_EVENTS", "250")
+    monkeypatch.setenv("HOMEIQ_HA_URL", "http://ha.local:8123/")
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    data = orjson.loads(out)
+    assert data["batch_max_events"] == 250
+    assert data["ha_url"] == "http://ha.local:8123"
+    assert data["ha_token"] is None
+    assert data["data_dir"] == "homeiq-data"
+    assert data["store"] == "sqlite"
+    assert data["log_level"] == "INFO"
+
+
+def test_config_show_redacts_the_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOMEIQ_HA_TOKEN", TOKEN)
+    assert main(["config", "show"]) == 0
+    captured = capsys.readouterr()
+    assert orjson.loads(captured.out)["ha_token"] == "<redacted>"
+    assert TOKEN not in captured.out
+    assert TOKEN not in captured.err
+
+
+def test_config_show_redacts_a_token_read_from_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n", encoding="utf-8")
+    monkeypatch.setenv("HOMEIQ_HA_TOKEN_FILE", str(path))
+    assert main(["config", "show"]) == 0
+    captured = capsys.readouterr()
+    assert orjson.loads(captured.out)["ha_token"] == "<redacted>"
+    assert TOKEN not in captured.out + captured.err
+
+
+def test_bad_setting_exits_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOMEIQ_BATCH_MAX_EVENTS", "0")
+    monkeypatch.setenv("HOMEIQ_HA_TOKEN", TOKEN)
+    assert main(["config", "show"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("homeiq: configuration error: HOMEIQ_BATCH_MAX_EVENTS")
+    assert "greater than 0" in captured.err
+    assert TOKEN not in captured.err
+
+
+def test_bad_setting_fails_every_command_before_it_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOMEIQ_HA_URL", "ftp://ha.local")
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(tmp_path / "data"))
+    assert main(["status"]) == 2
+    assert "HOMEIQ_HA_URL" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+def test_unreadable_token_file_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOMEIQ_HA_TOKEN_FILE", str(tmp_path / "missing"))
+    assert main(["config", "show"]) == 2
+    err = capsys.readouterr().err
+    assert "HOMEIQ_HA_TOKEN_FILE" in err
+    assert "cannot read" in err
+
+
+def test_run_without_url_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HOMEIQ_HA_TOKEN", TOKEN)
+    assert main(["run"]) == 2
+    captured = capsys.readouterr()
+    assert "configuration error: HOMEIQ_HA_URL" in captured.err
+    assert TOKEN not in captured.out + captured.err
+
+
+def test_run_without_token_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HOMEIQ_HA_URL", "http://127.0.0.1:1")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error: HOMEIQ_HA_TOKEN" in err
+    assert "HOMEIQ_HA_TOKEN_FILE" in err  # says how else to give it
+
+
+@pytest.mark.parametrize("argv", [["query", "sensor.x"], ["status"]])
+def test_reading_commands_without_a_store_exit_2(
+    argv: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "empty"
+    data.mkdir()
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "configuration error: HOMEIQ_DATA_DIR" in captured.err
+    assert str(data / EVENTS_DB) in captured.err
+    assert "no event store" in captured.err
+    assert not (data / EVENTS_DB).exists()  # reading never creates a store
+
+
+def test_unreadable_store_is_a_runtime_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    (data / EVENTS_DB).mkdir(parents=True)  # exists, but SQLite cannot open it
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    assert main(["status"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("homeiq: sqlite")
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not an SQLite database\n" * 200])
+@pytest.mark.parametrize("command", [["status"], ["query", "sensor.x"]])
+def test_corrupt_store_is_reported_not_a_traceback(
+    content: bytes,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / EVENTS_DB).write_bytes(content)
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    assert main(command) == 1
+    assert capsys.readouterr().err.startswith("homeiq: ")
+
+
+def test_simulate_passes_its_options_to_the_simulator(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    async def fake_serve(**kwargs: Any) -> None:
+        calls.append(kwargs)
+
+    monkeypatch.setattr("homeiq.ha.simulator.serve", fake_serve)
+    assert main(["simulate"]) == 0
+    argv = ["simulate", "--host", "0.0.0.0", "--port", "9999", "--token", "t0k3n-xyz"]
+    argv += ["--rate", "0", "--count", "42", "--seed", "7"]
+    assert main(argv) == 0
+    assert calls == [
+        {"seed": 1, "token": "sim-token", "rate": 10.0, "count": None, "host": "127.0.0.1",
+         "port": 8123},
+        {"seed": 7, "token": "t0k3n-xyz", "rate": 0.0, "count": 42, "host": "0.0.0.0",
+         "port": 9999},
+    ]  # fmt: skip
+
+
+def test_simulate_exits_0_on_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def interrupted(**_kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("homeiq.ha.simulator.serve", interrupted)
+    assert main(["simulate", "--port", "0"]) == 0
+
+
+# -- query and status over a real store ----------------------------------------------
+
+T0 = us("2024-05-01T10:00:00+00:00")
+MIN = 60_000_000
+
+
+def _records() -> list[EventRecord]:
+    x = "sensor.x"
+    return [
+        # Written out of order on purpose: the table must come out in time order.
+        EventRecord(
+            x,
+            T0 + 2 * MIN,
+            None,
+            previous_state="21.0",
+            duration_in_state_s=60.0,
+            area_id="kitchen",
+            context_id="ctx-removal",
+            source=Source.BACKFILL,
+        ),
+        EventRecord(x, T0, "20.5", value=20.5, area_id="kitchen", context_id="ctx-first"),
+        EventRecord(
+            x,
+            T0 + MIN,
+            "21.0",
+            value=21.0,
+            previous_state="20.5",
+            duration_in_state_s=60.0,
+            area_id="kitchen",
+            context_id=ULID,
+        ),
+        EventRecord(x, T0 + 3 * MIN, "22.25", previous_state=None, area_id="kitchen"),
+        EventRecord("sensor.y", T0 + 30_000_000, "7", area_id="garage", context_id="ctx-y"),
+        EventRecord("light.hall", T0 + 4 * MIN, "on", context_id="ctx-l1"),
+        EventRecord(
+            "light.hall",
+            T0 + 5 * MIN,
+            "off",
+            previous_state="on",
+            context_id="ctx-l2",
+            source=Source.IMPORT,
+        ),
+    ]
+
+
+DEAD_LETTERS = [
+    DeadLetter("bad_timestamp", "last_updated is int", b'{"a":1}', T0, "sensor.x"),
+    DeadLetter("bad_timestamp", "no offset", b'{"b":2}', T0 + 1, None),
+    DeadLetter("attributes_too_large", "20000 bytes", b"{}", T0 + 2, "sensor.big"),
+]
+
+
+def build_data_dir(
+    data: Path,
+    records: list[EventRecord],
+    dead_letters: list[DeadLetter] | None = None,
+) -> Path:
+    store = SQLiteEventStore(data / EVENTS_DB)
+    try:
+        assert store.write(records) == len(records)
+    finally:
+        store.close()
+    if dead_letters is not None:
+        meta = MetadataStore.in_dir(data)
+        try:
+            meta.add_dead_letters(dead_letters)
+        finally:
+            meta.close()
+    return data
+
+
+@pytest.fixture
+def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    data = build_data_dir(tmp_path / "data", _records(), DEAD_LETTERS)
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    return data
+
+
+def query(capsys: pytest.CaptureFixture[str], *argv: str) -> list[list[str]]:
+    assert main(["query", *argv]) == 0
+    captured = capsys.readouterr()
+    return parse_table(captured.out.rstrip("\n"))
+
+
+def test_query_prints_history_in_time_order(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = query(capsys, "sensor.x", "--since", "2024-05-01T09:00:00+00:00")
+    assert rows[0] == ["time", "state", "previous", "prev_s", "area", "context_id", "source"]
+    assert rows[1:] == [
+        ["2024-05-01T10:00:00+00:00", "20.5", "", "", "kitchen", "ctx-first", "live"],
+        ["2024-05-01T10:01:00+00:00", "21.0", "20.5", "60.0", "kitchen", ULID, "live"],
+        ["2024-05-01T10:02:00+00:00", "(removed)", "21.0", "60.0", "kitchen", "ctx-removal",
+         "backfill"],
+        ["2024-05-01T10:03:00+00:00", "22.25", "", "", "kitchen", "", "live"],
+    ]  # fmt: skip
+
+
+def test_query_without_since_shows_everything(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = query(capsys, "light.hall")
+    assert [(r[0], r[1], r[2], r[4], r[5], r[6]) for r in rows[1:]] == [
+        ("2024-05-01T10:04:00+00:00", "on", "", "", "ctx-l1", "live"),
+        ("2024-05-01T10:05:00+00:00", "off", "on", "", "ctx-l2", "import"),
+    ]
+
+
+def test_query_since_is_inclusive_and_until_exclusive(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = query(
+        capsys,
+        "sensor.x",
+        "--since",
+        "2024-05-01T10:01:00+00:00",
+        "--until",
+        "2024-05-01T12:03:00+02:00",
+    )
+    assert [r[0] for r in rows[1:]] == ["2024-05-01T10:01:00+00:00", "2024-05-01T10:02:00+00:00"]
+
+
+def test_query_since_naive_iso_is_utc(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = query(capsys, "sensor.x", "--since", "2024-05-01T10:02:00")
+    assert [r[1] for r in rows[1:]] == ["(removed)", "22.25"]
+
+
+def test_query_limit_keeps_the_oldest_rows(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = query(capsys, "sensor.x", "--since", "2024-05-01T00:00:00Z", "--limit", "2")
+    assert [r[1] for r in rows[1:]] == ["20.5", "21.0"]
+
+
+def test_query_of_unknown_entity_or_empty_range(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["query", "sensor.nope"]) == 0
+    assert capsys.readouterr().out == "no events for sensor.nope in that range\n"
+    assert main(["query", "sensor.x", "--since", "2024-05-01T11:00:00+00:00"]) == 0
+    assert capsys.readouterr().out == "no events for sensor.x in that range\n"
+
+
+def test_query_spans_are_relative_to_now(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    now = int(time.time() * 1_000_000)
+    records = [
+        EventRecord("sensor.t", now - 3 * 3_600_000_000, "old"),
+        EventRecord("sensor.t", now - 20 * MIN, "recent"),
+        EventRecord("sensor.t", now - 5 * MIN, "newest"),
+    ]
+    data = build_data_dir(tmp_path / "data", records)
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    rows = query(capsys, "sensor.t", "--since", "1h")
+    assert [r[1] for r in rows[1:]] == ["recent", "newest"]
+    rows = query(capsys, "sensor.t", "--since", "1d", "--until", "10m")
+    assert [r[1] for r in rows[1:]] == ["old", "recent"]
+
+
+def _sections(out: str) -> list[str]:
+    return out.rstrip("\n").split("\n\n")
+
+
+def test_status_totals(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status"]) == 0
+    sections = _sections(capsys.readouterr().out)
+    assert sections[0] == ("events stored: 7  entities: 3  last event: 2024-05-01T10:05:00+00:00")
+    tables = [parse_table(s) for s in sections[1:]]
+    assert tables == [
+        [["domain", "events"], ["light", "2"], ["sensor", "5"]],
+        [["area", "events"], ["(no area)", "2"], ["garage", "1"], ["kitchen", "4"]],
+        [["source", "events"], ["backfill", "1"], ["import", "1"], ["live", "5"]],
+        [
+            ["dead-letter reason", "messages"],
+            ["attributes_too_large", "1"],
+            ["bad_timestamp", "2"],
+        ],
+    ]
+
+
+def test_status_without_metadata_or_dead_letters(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = build_data_dir(tmp_path / "data", _records()[:2])
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "dead-letter" not in out
+    assert not (data / METADATA_DB).exists()  # status never creates it
+    assert out.startswith("events stored: 2  entities: 1  last event: 2024-05-01T10:02:00+00:00")
+
+    # An empty metadata.db: still no dead-letter section.
+    MetadataStore.in_dir(data).close()
+    assert main(["status"]) == 0
+    assert "dead-letter" not in capsys.readouterr().out
+
+
+def test_status_of_an_empty_store(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = build_data_dir(tmp_path / "data", [])
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    assert main(["status"]) == 0
+    sections = _sections(capsys.readouterr().out)
+    assert sections[0] == "events stored: 0  entities: 0  last event: never"
+    assert [parse_table(s) for s in sections[1:]] == [
+        [["domain", "events"]],
+        [["area", "events"]],
+        [["source", "events"]],
+    ]
+
+
+def test_query_and_status_read_while_a_writer_is_open(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The CLI reads a store that `homeiq run` is writing at the same time."""
+    data = tmp_path / "data"
+    writer = SQLiteEventStore(data / EVENTS_DB)
+    try:
+        writer.write(_records()[:2])
+        monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+        assert main(["status"]) == 0
+        assert capsys.readouterr().out.startswith("events stored: 2 ")
+        writer.write(_records()[2:4])
+        rows = query(capsys, "sensor.x")
+        assert len(rows) == 1 + 4
+    finally:
+        writer.close()
+
+
+# -- demo ------------------------------------------------------------------------------
+
+LIVE_LINE = re.compile(
+    r"^\s*\d+ events/s \| stored\s+(\d+) \| entities\s+(\d+) \| rejected\s+(\d+)"
+    r" \| queue\s+(\d+) \| (connected|connecting)$"
+)
+STOPPED = re.compile(
+    r"^Stopped\. Simulator sent (\d+) events; stored (\d+), duplicates (\d+), rejected (\d+)\.$"
+)
+
+
+def run_demo(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], data: Path, seconds: float
+) -> tuple[str, dict[str, int]]:
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    monkeypatch.setenv("HOMEIQ_BATCH_MAX_AGE_S", "0.1")
+    monkeypatch.setattr(cli, "_install_signal_handlers", stop_after(seconds))
+    assert main(["demo", "--rate", "200"]) == 0
+    out = capsys.readouterr().out
+    last = out.rstrip("\n").splitlines()[-1]
+    match = STOPPED.match(last)
+    assert match, out
+    sent, stored, duplicates, rejected = map(int, match.groups())
+    return out, {"sent": sent, "stored": stored, "duplicates": duplicates, "rejected": rejected}
+
+
+def test_demo_ingests_the_simulated_home_and_stops(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    started = time.monotonic()
+    out, final = run_demo(monkeypatch, capsys, data, 1.5)
+    assert time.monotonic() - started < 3.0
+    lines = out.splitlines()
+    assert lines[0].startswith("HomeIQ demo: simulated home at http://127.0.0.1:")
+    assert lines[0].endswith(f"storing in {data.resolve()}")
+    assert lines[1] == "Press Ctrl-C to stop."
+    live = [m for m in map(LIVE_LINE.match, lines) if m]
+    assert live, out
+    assert all(int(m[3]) == 0 for m in live)  # nothing rejected
+    stored_seen = [int(m[1]) for m in live]
+    assert stored_seen == sorted(stored_seen)
+    assert live[-1][5] == "connected"
+    assert int(live[-1][2]) > 0  # entities
+
+    # ~1.5 s at 200 events/s: a few hundred, all stored, none rejected or duplicated.
+    assert 150 <= final["sent"] <= 600
+    assert final["stored"] == final["sent"]
+    assert final["rejected"] == 0
+    assert final["duplicates"] == 0
+    assert final["stored"] >= stored_seen[-1]
+
+    assert main(["status"]) == 0
+    assert capsys.readouterr().out.startswith(f"events stored: {final['stored']} ")
+
+
+def test_demo_holds_the_home_still_until_subscribed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A runtime slow to start (slow disk, cold imports) must not miss the first events:
+    the simulated home may only move once HomeIQ is subscribed."""
+    original_start = Runtime.start
+
+    async def slow_start(self: Runtime) -> None:
+        await asyncio.sleep(0.3)
+        await original_start(self)
+
+    monkeypatch.setattr(Runtime, "start", slow_start)
+    started = time.monotonic()
+    _, final = run_demo(monkeypatch, capsys, tmp_path / "data", 0.8)
+    elapsed = time.monotonic() - started
+    assert final["sent"] > 0
+    assert final["stored"] == final["sent"]
+    assert final["rejected"] == 0
+    # No time wasted waiting for events that were never going to arrive.
+    assert elapsed < 2.5
+
+
+# -- run against the simulator, end to end -----------------------------------------------
+
+
+class SimThread:
+    """A Simulator on its own thread and event loop, as a separate Home Assistant."""
+
+    def __init__(self, configure: Callable[[Simulator], None] | None = None, **kwargs: Any):
+        self._kwargs = kwargs
+        self._configure = configure
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.sim: Simulator | None = None
+        self._thread = threading.Thread(target=self._main, name="test-simulator")
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported by start()/stop()
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        sim = Simulator(**self._kwargs)
+        if self._configure is not None:
+            self._configure(sim)
+        await sim.start()
+        try:
+            self.sim = sim
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            await sim.stop()
+
+    def __enter__(self) -> Simulator:
+        self._thread.start()
+        assert self._ready.wait(5), "simulator did not start"
+        if self._error is not None:
+            raise self._error
+        assert self.sim is not None
+        return self.sim
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+        assert not self._thread.is_alive(), "simulator thread did not stop"
+        if self._error is not None:
+            raise self._error
+
+
+def test_run_captures_the_simulator_until_stopped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n", encoding="utf-8")  # trailing newline is stripped
+    sim_thread = SimThread(token=TOKEN, rate=200)
+    with sim_thread as sim:
+        monkeypatch.setenv("HOMEIQ_HA_URL", sim.url)
+        monkeypatch.setenv("HOMEIQ_HA_TOKEN_FILE", str(token_file))
+        monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+        monkeypatch.setenv("HOMEIQ_BATCH_MAX_AGE_S", "0.1")
+        monkeypatch.setattr(cli, "_install_signal_handlers", stop_after(1.5))
+        started = time.monotonic()
+        assert main(["run"]) == 0
+        assert time.monotonic() - started < 3.0
+    # The simulator has stopped: its record is complete and no longer changing.
+    emitted = sim.emitted.keys()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "connected to Home Assistant" in captured.err
+    assert TOKEN not in captured.err
+
+    store = SQLiteEventStore(data / EVENTS_DB, readonly=True)
+    try:
+        stored = store.keys()
+        records = store.all_records()
+    finally:
+        store.close()
+    assert len(stored) >= 100  # ~1.5 s at 200/s
+    as_iso = {(entity_id, format_time_us(t)) for entity_id, t in stored}
+    assert as_iso <= emitted
+    # The same comparison the other way round: emitted ISO times parse to the stored µs.
+    assert stored <= {(e, parse_time_us(t, "last_updated")) for e, t in emitted}
+    assert all(r.source is Source.LIVE for r in records)
+    assert any(r.area_id is not None for r in records)  # enriched from the registry
+
+    assert main(["status"]) == 0
+    assert capsys.readouterr().out.startswith(f"events stored: {len(stored)} ")
+
+
+def test_run_with_a_rejected_token_fails_without_retrying(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    wrong = "wrong-token-abcdef0123456789"
+    sim_thread = SimThread(token=TOKEN, rate=200)
+    with sim_thread as sim:
+        monkeypatch.setenv("HOMEIQ_HA_URL", sim.url)
+        monkeypatch.setenv("HOMEIQ_HA_TOKEN", wrong)
+        monkeypatch.setenv("HOMEIQ_DATA_DIR", str(tmp_path / "data"))
+        # If `run` kept retrying, this would end it (with exit 0) after 10 s.
+        monkeypatch.setattr(cli, "_install_signal_handlers", stop_after(10.0))
+        started = time.monotonic()
+        assert main(["run"]) == 1
+        assert time.monotonic() - started < 2.0
+    assert sim.stats.auth_invalid == 1
+    assert sim.stats.auth_ok == 0
+    captured = capsys.readouterr()
+    assert "homeiq: Home Assistant rejected the access token" in captured.err
+    assert "Not retrying" in captured.err
+    assert wrong not in captured.out + captured.err
+
+
+def test_run_fails_when_home_assistant_rejects_every_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def reject(sim: Simulator) -> None:
+        sim.reject_tokens = True
+
+    with SimThread(reject, token=TOKEN, rate=50) as sim:
+        monkeypatch.setenv("HOMEIQ_HA_URL", sim.url)
+        monkeypatch.setenv("HOMEIQ_HA_TOKEN", TOKEN)
+        monkeypatch.setenv("HOMEIQ_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setattr(cli, "_install_signal_handlers", stop_after(10.0))
+        started = time.monotonic()
+        assert main(["run"]) == 1
+        assert time.monotonic() - started < 2.0
+    assert sim.stats.auth_invalid == 1
+    assert "rejected the access token" in capsys.readouterr().err

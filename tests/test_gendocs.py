@@ -1,0 +1,211 @@
+"""Generated reference docs: docs/cli.md and docs/settings.md match the code, writing is
+idempotent, and ``--check`` catches drift (and the repository's own copies are current)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from homeiq import gendocs
+from homeiq.gendocs import GENERATED, cli_markdown, main, settings_markdown
+from homeiq.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+SUBCOMMAND_USAGES = {
+    "run": "usage: homeiq run [-h]",
+    "demo": "usage: homeiq demo [-h] [--rate RATE] [--seed SEED]",
+    "simulate": (
+        "usage: homeiq simulate [-h] [--host HOST] [--port PORT] [--token TOKEN] [--rate RATE]"
+    ),
+    "query": "usage: homeiq query [-h] [--since SINCE] [--until UNTIL] [--limit LIMIT] entity_id",
+    "status": "usage: homeiq status [-h]",
+    "config": "usage: homeiq config [-h] ACTION ...",
+    "config show": "usage: homeiq config show [-h]",
+}
+
+
+@pytest.fixture(autouse=True)
+def restore_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cli_markdown() sets COLUMNS; have monkeypatch put the caller's value back."""
+    monkeypatch.setenv("COLUMNS", os.environ.get("COLUMNS", "80"))
+
+
+# -- docs/cli.md -----------------------------------------------------------------------
+
+
+def test_cli_markdown_has_every_subcommand() -> None:
+    text = cli_markdown()
+    assert text.startswith(f"# Command-line reference\n\n{GENERATED}\n")
+    assert "usage: homeiq [-h] COMMAND ..." in text
+    headings = [line[len("## homeiq ") :] for line in text.splitlines() if line.startswith("## ")]
+    assert headings == list(SUBCOMMAND_USAGES)
+    for name, usage in SUBCOMMAND_USAGES.items():
+        section = text.split(f"## homeiq {name}\n", 1)[1]
+        assert section.lstrip().startswith(f"```text\n{usage}"), name
+
+
+def test_cli_markdown_lists_options_and_help_texts() -> None:
+    text = cli_markdown()
+    for needle in (
+        "--since SINCE  1h, 30m, 2d or ISO time",
+        "--limit LIMIT  at most this many rows",
+        "entity_id      e.g. sensor.living_room_temperature",
+        "--count COUNT  stop the stream after N events",
+        "show      print effective settings, secrets redacted",
+        "query     print an entity's stored history",
+    ):
+        assert needle in text, needle
+
+
+def test_cli_markdown_code_blocks_are_balanced() -> None:
+    lines = cli_markdown().splitlines()
+    fences = [line for line in lines if line.startswith("```")]
+    assert fences == ["```text", "```"] * (1 + len(SUBCOMMAND_USAGES))
+
+
+@pytest.mark.parametrize("columns", ["40", "100", "250"])
+def test_cli_markdown_does_not_depend_on_the_terminal_width(
+    monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    monkeypatch.delenv("COLUMNS")
+    reference = cli_markdown()
+    monkeypatch.setenv("COLUMNS", columns)
+    assert cli_markdown() == reference
+    assert max(len(line) for line in reference.splitlines()) <= 100
+
+
+def test_cli_markdown_leaves_the_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    cli_markdown()
+    assert os.environ["COLUMNS"] == "80"
+
+
+# -- docs/settings.md ------------------------------------------------------------------
+
+
+def _rows(text: str) -> dict[str, list[str]]:
+    """Table rows keyed by the setting's variable name."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| `HOMEIQ_"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            rows[cells[0].split("`")[1]] = cells
+    return rows
+
+
+def test_settings_markdown_has_a_row_for_every_setting() -> None:
+    text = settings_markdown()
+    assert GENERATED in text
+    assert "| variable | type | default | description |" in text
+    rows = _rows(text)
+    assert list(rows) == [f"HOMEIQ_{name.upper()}" for name in Settings.model_fields]
+    for name, info in Settings.model_fields.items():
+        cells = rows[f"HOMEIQ_{name.upper()}"]
+        assert len(cells) == 4, cells  # no stray | splitting a cell
+        assert cells[3] == (info.description or "").replace("|", "\\|")
+        assert cells[3], f"{name} has no description"
+
+
+def test_settings_markdown_names_the_file_variable_of_secrets_only() -> None:
+    rows = _rows(settings_markdown())
+    assert rows["HOMEIQ_HA_TOKEN"][0] == "`HOMEIQ_HA_TOKEN` or `HOMEIQ_HA_TOKEN_FILE`"
+    others = [cells[0] for var, cells in rows.items() if var != "HOMEIQ_HA_TOKEN"]
+    assert others and all("_FILE" not in cell for cell in others)
+
+
+def test_settings_markdown_types_and_defaults() -> None:
+    rows = _rows(settings_markdown())
+    assert rows["HOMEIQ_DATA_DIR"][1:3] == ["Path", "`homeiq-data`"]
+    assert rows["HOMEIQ_HA_URL"][1:3] == ["str or None", "unset"]
+    assert rows["HOMEIQ_HA_TOKEN"][1:3] == ["SecretStr or None", "unset"]
+    assert rows["HOMEIQ_BATCH_MAX_EVENTS"][1:3] == ["int", "`1000`"]
+    assert rows["HOMEIQ_BATCH_MAX_AGE_S"][1:3] == ["float", "`1.0`"]
+    assert rows["HOMEIQ_QUEUE_MAX_EVENTS"][1:3] == ["int", "`50000`"]
+    assert rows["HOMEIQ_STORE"][1:3] == ["Literal['sqlite']", "`sqlite`"]
+    assert rows["HOMEIQ_LOG_FORMAT"][1:3] == ["Literal['text', 'json']", "`text`"]
+
+
+# -- main: write and --check -----------------------------------------------------------
+
+
+def test_main_writes_both_files_then_check_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli_md, settings_md = tmp_path / "docs" / "cli.md", tmp_path / "docs" / "settings.md"
+    assert main(["--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"wrote {cli_md}", f"wrote {settings_md}"]
+    assert cli_md.read_text(encoding="utf-8") == cli_markdown()
+    assert settings_md.read_text(encoding="utf-8") == settings_markdown()
+
+    # Up to date: a second write touches nothing, --check passes silently.
+    before = {p: p.stat().st_mtime_ns for p in (cli_md, settings_md)}
+    assert main(["--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == ""
+    assert {p: p.stat().st_mtime_ns for p in (cli_md, settings_md)} == before
+    assert main(["--check", "--root", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "")
+
+
+def test_check_reports_the_edited_file_and_does_not_rewrite_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--root", str(tmp_path)]) == 0
+    cli_md, settings_md = tmp_path / "docs" / "cli.md", tmp_path / "docs" / "settings.md"
+    edited = settings_md.read_text(encoding="utf-8").replace("Minimum log level.", "Log level.")
+    settings_md.write_text(edited, encoding="utf-8")
+    capsys.readouterr()
+
+    assert main(["--check", "--root", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{settings_md} is out of date" in captured.err
+    assert str(cli_md) not in captured.err
+    assert settings_md.read_text(encoding="utf-8") == edited  # --check only reports
+
+    # Regenerating repairs it.
+    assert main(["--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"wrote {settings_md}\n"
+    assert main(["--check", "--root", str(tmp_path)]) == 0
+
+
+def test_check_reports_missing_and_trailing_whitespace_edits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--check", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path / "docs" / "cli.md") in err
+    assert str(tmp_path / "docs" / "settings.md") in err
+    assert not (tmp_path / "docs").exists()
+
+    assert main(["--root", str(tmp_path)]) == 0
+    cli_md = tmp_path / "docs" / "cli.md"
+    cli_md.write_text(cli_md.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["--check", "--root", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (f"{cli_md} is out of date: run python -m homeiq.gendocs\n")
+
+
+def test_root_defaults_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    assert (tmp_path / "docs" / "cli.md").is_file()
+    assert (tmp_path / "docs" / "settings.md").is_file()
+    assert main(["--check"]) == 0
+
+
+def test_outputs_are_the_two_docs(tmp_path: Path) -> None:
+    assert gendocs.outputs(tmp_path) == {
+        tmp_path / "docs" / "cli.md": cli_markdown(),
+        tmp_path / "docs" / "settings.md": settings_markdown(),
+    }
+
+
+def test_repository_docs_are_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (REPO / "docs" / "cli.md").is_file()
+    assert main(["--check", "--root", str(REPO)]) == 0, capsys.readouterr().err

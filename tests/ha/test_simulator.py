@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from homeiq.ha.simulator import Simulator, malformed_frames
-from homeiq.ha.simulator_home import iso_from_us
+from homeiq.ha.simulator.encoding import iso_from_us
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")

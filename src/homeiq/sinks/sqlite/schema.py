@@ -6,6 +6,10 @@ the key needs no second index; entity ids, users, placements and attribute sets 
 small-integer references to shared rows (attribute sets compressed, see
 :mod:`~homeiq.sinks.sqlite.codec`); times are integer microseconds; ``last_changed``
 is NULL when it equals ``time`` (attribute-only updates are the exception).
+
+There is deliberately no index on ``time`` alone: it would cost ~12 bytes and a second
+B-tree update per event. Queries over all entities seek each entity's range instead
+(a few hundred to a few thousand seeks, each O(log n)): see ````_SPAN`` in store.py``.
 """
 
 from __future__ import annotations
@@ -47,7 +51,6 @@ def _v1(conn: sqlite3.Connection) -> None:
             dropped_attributes_bytes INTEGER,
             PRIMARY KEY (entity, time)
         ) WITHOUT ROWID;
-        CREATE INDEX events_time ON events (time);
         """,
     )
 

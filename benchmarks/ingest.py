@@ -155,6 +155,8 @@ def _phase(args: argparse.Namespace) -> None:
     else:
         result = asyncio.run(_pipeline(args.url, args.events, out))
         db_bytes = (out / "events.db").stat().st_size
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_us_per_event"] = (usage.ru_utime + usage.ru_stime) / max(result["events"], 1) * 1e6
     result["peak_rss_mb"] = _peak_rss_mb()
     result["bytes_per_event"] = db_bytes / max(result["stored"], 1)
     print(json.dumps(result))
@@ -242,7 +244,7 @@ def main() -> None:
     )
     header = (
         f"{'run':<10}{'stored':>10}{'rejected':>10}{'seconds':>9}{'events/s':>10}"
-        f"{'ratio':>7}{'peak RSS MB':>13}{'bytes/event':>13}"
+        f"{'ratio':>7}{'CPU µs/ev':>11}{'peak RSS MB':>13}{'bytes/event':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -250,7 +252,8 @@ def main() -> None:
         rate = r["events"] / r["seconds"]
         print(
             f"{name:<10}{r['stored']:>10,}{r['rejected']:>10}{r['seconds']:>9.1f}{rate:>10,.0f}"
-            f"{rate / base_rate:>7.2f}{r['peak_rss_mb']:>13.0f}{r['bytes_per_event']:>13.1f}"
+            f"{rate / base_rate:>7.2f}{r['cpu_us_per_event']:>11.1f}{r['peak_rss_mb']:>13.0f}"
+            f"{r['bytes_per_event']:>13.1f}"
         )
     pipeline = results["pipeline"]
     if pipeline["stored"] != args.events or pipeline["rejected"]:

@@ -121,7 +121,7 @@ def test_settings_markdown_types_and_defaults() -> None:
     assert rows["HOMEIQ_DATA_DIR"][1:3] == ["Path", "`homeiq-data`"]
     assert rows["HOMEIQ_HA_URL"][1:3] == ["str or None", "unset"]
     assert rows["HOMEIQ_HA_TOKEN"][1:3] == ["SecretStr or None", "unset"]
-    assert rows["HOMEIQ_BATCH_MAX_EVENTS"][1:3] == ["int", "`1000`"]
+    assert rows["HOMEIQ_BATCH_MAX_EVENTS"][1:3] == ["int", "`5000`"]
     assert rows["HOMEIQ_BATCH_MAX_AGE_S"][1:3] == ["float", "`1.0`"]
     assert rows["HOMEIQ_QUEUE_MAX_EVENTS"][1:3] == ["int", "`50000`"]
     assert rows["HOMEIQ_STORE"][1:3] == ["Literal['sqlite']", "`sqlite`"]

@@ -53,7 +53,7 @@ def test_defaults() -> None:
     assert settings.ha_token is None
     assert settings.store == "sqlite"
     assert settings.queue_max_events == 50_000
-    assert settings.batch_max_events == 1000
+    assert settings.batch_max_events == 5000
     assert settings.batch_max_age_s == 1.0
     assert settings.attributes_max_bytes == 16_384
     assert settings.future_tolerance_s == 300.0
@@ -85,7 +85,7 @@ def test_unprefixed_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("BATCH_MAX_EVENTS", "7")
     monkeypatch.setenv("HA_TOKEN", SECRET)
     settings = load_settings()
-    assert settings.batch_max_events == 1000
+    assert settings.batch_max_events == 5000
     assert settings.ha_token is None
 
 
@@ -98,7 +98,7 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValidationError):
         settings.batch_max_events = 5  # type: ignore[misc]
-    assert settings.batch_max_events == 1000
+    assert settings.batch_max_events == 5000
 
 
 # -- *_FILE secrets -------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def test_redacted_hides_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
     shown = redacted(settings)
     assert shown["ha_token"] == "<redacted>"
     assert shown["ha_url"] == "http://ha:8123"
-    assert shown["batch_max_events"] == 1000
+    assert shown["batch_max_events"] == 5000
     assert set(shown) == set(Settings.model_fields)
     assert SECRET not in orjson.dumps(shown).decode()
     assert SECRET not in repr(settings)

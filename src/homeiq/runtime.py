@@ -65,7 +65,7 @@ class Runtime:
         self.metadata = MetadataStore.in_dir(settings.data_dir)
         # Enrich with the last known registry until Home Assistant answers.
         self.registry = Registry(self.metadata.load_registry())
-        self.sink = SQLiteSink(settings.data_dir)
+        self.sink = SQLiteSink(settings.data_dir, writer=settings.sqlite_writer)
         self.queue = EventQueue(settings.queue_max_events, self.metrics)
         self.normalizer = Normalizer(
             placement_of=self.registry.placement_of,

@@ -187,7 +187,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    sink = SQLiteSink(tmp_path)
+    sink = SQLiteSink(tmp_path, writer="thread")
     await sink.open()
     metadata = MetadataStore.in_dir(tmp_path)
     h = Harness(sink, metadata)

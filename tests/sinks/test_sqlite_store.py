@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import zlib
@@ -12,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from homeiq.errors import HomeIQError, SinkRejected, SinkUnavailable
+from homeiq.errors import HomeIQError, IncompatibleSchema, SinkRejected, SinkUnavailable
 from homeiq.metadata import migrations
 from homeiq.model import EventRecord, Origin, Source
 from homeiq.sinks.base import StoreSummary
@@ -514,7 +515,7 @@ def _sink_threads() -> list[str]:
 
 
 async def test_sqlite_sink_round_trip(tmp_path: Path) -> None:
-    sink = SQLiteSink(tmp_path)
+    sink = SQLiteSink(tmp_path, writer="thread")
     assert sink.name == "sqlite"
     with pytest.raises(RuntimeError, match="before open"):
         _ = sink.store
@@ -543,16 +544,16 @@ async def test_sqlite_sink_round_trip(tmp_path: Path) -> None:
 
 
 async def test_sqlite_sink_runs_store_work_off_the_event_loop(tmp_path: Path) -> None:
-    sink = SQLiteSink(tmp_path)
+    sink = SQLiteSink(tmp_path, writer="thread")
     await sink.open()
     seen: list[str] = []
-    original = sink.store.write
+    original = sink.store.write_wire
 
     def spy(batch: Any) -> int:
         seen.append(threading.current_thread().name)
         return original(batch)
 
-    sink.store.write = spy  # type: ignore[method-assign]
+    sink.store.write_wire = spy  # type: ignore[method-assign]
     try:
         await sink.write([rec()])
     finally:
@@ -563,7 +564,7 @@ async def test_sqlite_sink_runs_store_work_off_the_event_loop(tmp_path: Path) ->
 
 
 async def test_sqlite_sink_close_without_open(tmp_path: Path) -> None:
-    sink = SQLiteSink(tmp_path)
+    sink = SQLiteSink(tmp_path, writer="thread")
     await sink.close()
     assert _sink_threads() == []
     assert not (tmp_path / EVENTS_DB).exists()
@@ -571,7 +572,7 @@ async def test_sqlite_sink_close_without_open(tmp_path: Path) -> None:
 
 async def test_sqlite_sink_open_failure_is_unavailable(tmp_path: Path) -> None:
     (tmp_path / EVENTS_DB).mkdir()
-    sink = SQLiteSink(tmp_path)
+    sink = SQLiteSink(tmp_path, writer="thread")
     try:
         with pytest.raises(SinkUnavailable):
             await sink.open()
@@ -582,7 +583,7 @@ async def test_sqlite_sink_open_failure_is_unavailable(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("impatient")
 async def test_sqlite_sink_write_while_locked_is_unavailable(tmp_path: Path) -> None:
-    sink = SQLiteSink(tmp_path)
+    sink = SQLiteSink(tmp_path, writer="thread")
     await sink.open()
     other = sqlite3.connect(tmp_path / EVENTS_DB, isolation_level=None)
     try:
@@ -593,4 +594,72 @@ async def test_sqlite_sink_write_while_locked_is_unavailable(tmp_path: Path) -> 
         assert await sink.write([rec()]) == 1
     finally:
         other.close()
+        await sink.close()
+
+
+# -- the writer process (the default) -----------------------------------------------------
+
+
+async def test_process_sink_round_trip(tmp_path: Path) -> None:
+    sink = SQLiteSink(tmp_path)
+    assert sink.writer == "process"
+    await sink.open()
+    try:
+        assert await sink.write([rec("sensor.a", i, area_id="kitchen") for i in range(3)]) == 3
+        assert await sink.write([rec("sensor.a", 2), rec("light.b", 0)]) == 1
+        history = await sink.history("sensor.a", None, None, 10)
+        assert [(r.time, r.area_id) for r in history] == [(T0 + i * S, "kitchen") for i in range(3)]
+        assert (await sink.summary()).by_domain == {"sensor": 3, "light": 1}
+        assert await sink.last_event_time() == T0 + 2 * S
+        with pytest.raises(RuntimeError, match="thread mode"):
+            _ = sink.store
+    finally:
+        await sink.close()
+    assert query(tmp_path, "SELECT COUNT(*) FROM events") == [(4,)]
+
+
+async def test_process_sink_survives_its_writer_being_killed(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    sink = SQLiteSink(tmp_path)
+    await sink.open()
+    try:
+        assert await sink.write([rec("sensor.a", 0)]) == 1
+        executor = sink._executor
+        assert executor is not None
+        (pid,) = list(executor._processes)  # type: ignore[attr-defined]
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(SinkUnavailable, match="writer process died"):
+            for _ in range(50):  # the pool notices the death on its next task
+                await sink.write([rec("sensor.a", 1)])
+                await asyncio.sleep(0.02)
+        # A new writer process takes over and reopens the store.
+        assert await sink.write([rec("sensor.a", 1), rec("sensor.a", 2)]) >= 1
+    finally:
+        await sink.close()
+    assert query(tmp_path, "SELECT COUNT(*) FROM events") == [(3,)]
+
+
+async def test_process_sink_open_errors_say_what_is_wrong(tmp_path: Path) -> None:
+    (tmp_path / EVENTS_DB).mkdir()
+    sink = SQLiteSink(tmp_path)
+    try:
+        with pytest.raises(SinkUnavailable, match="sqlite"):
+            await sink.open()
+    finally:
+        await sink.close()
+
+
+async def test_process_sink_refuses_a_newer_schema(tmp_path: Path) -> None:
+    SQLiteEventStore.in_dir(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / EVENTS_DB)
+    conn.execute("INSERT INTO schema_changes VALUES (99, 0)")
+    conn.commit()
+    conn.close()
+    sink = SQLiteSink(tmp_path)
+    try:
+        with pytest.raises(IncompatibleSchema, match="newer"):
+            await sink.open()
+    finally:
         await sink.close()

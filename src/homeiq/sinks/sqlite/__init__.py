@@ -1,70 +1,138 @@
-"""The embedded default event store: SQLite files in the data directory."""
+"""The embedded default event store: SQLite files in the data directory.
+
+:class:`SQLiteSink` runs the synchronous :class:`SQLiteEventStore` off the event loop,
+by default in one dedicated writer *process*. A thread would not do: the store's work is
+mostly Python (building rows, binding parameters) and holds the GIL, so a writer thread
+and the event loop (parsing and normalizing) only take turns on one core. A process
+gives the writer the second core; records cross as plain tuples (:data:`Wire`), which
+pickle cheaply. ``HOMEIQ_SQLITE_WRITER=thread`` keeps everything in one process.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Literal
 
+from homeiq.errors import SinkUnavailable
 from homeiq.model import EventRecord
 from homeiq.sinks.base import StoreSummary
-from homeiq.sinks.sqlite.store import EVENTS_DB, SQLiteEventStore
+from homeiq.sinks.sqlite.store import EVENTS_DB, SQLiteEventStore, Wire, to_wire
 
-__all__ = ["EVENTS_DB", "SQLiteEventStore", "SQLiteSink"]
+__all__ = ["EVENTS_DB", "SQLiteEventStore", "SQLiteSink", "Wire", "to_wire"]
 
-T = TypeVar("T")
+WriterKind = Literal["process", "thread"]
+
+# The writer process's one store, opened by the first task it runs.
+_WORKER_STORE: SQLiteEventStore | None = None
+
+
+def _worker_open(data_dir: str) -> None:
+    global _WORKER_STORE  # the process exists to hold this one store
+    _WORKER_STORE = SQLiteEventStore.in_dir(Path(data_dir))
+
+
+def _worker_call(method: str, *args: Any) -> Any:
+    assert _WORKER_STORE is not None, "writer process not initialised"
+    return getattr(_WORKER_STORE, method)(*args)
 
 
 class SQLiteSink:
-    """Async face of :class:`SQLiteEventStore`: every call runs on one dedicated thread,
-    so SQLite work never blocks the event loop and the connection has a single user."""
+    """Async face of :class:`SQLiteEventStore`, run by one writer process (or thread)."""
 
     name = "sqlite"
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, writer: WriterKind = "process") -> None:
         self.data_dir = data_dir
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="homeiq-sqlite")
-        self._store: SQLiteEventStore | None = None
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        self.writer = writer
+        self._executor: Executor | None = None
+        self._store: SQLiteEventStore | None = None  # thread mode only
+        self._opened = False  # process mode: has the worker opened its store?
 
     @property
     def store(self) -> SQLiteEventStore:
-        """The open store (after :meth:`open`)."""
+        """The open store, in thread mode (for tests and tools in the same process)."""
         if self._store is None:
-            raise RuntimeError("SQLiteSink used before open()")
+            raise RuntimeError("SQLiteSink.store used before open() (or not in thread mode)")
         return self._store
 
+    def _start(self) -> Executor:
+        if self.writer == "process":
+            # spawn, not fork: forking a process that runs threads and an event loop
+            # can copy held locks into the child.
+            self._opened = False
+            return ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="homeiq-sqlite")
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        if self._executor is None:
+            raise RuntimeError("SQLiteSink used before open()")
+        loop = asyncio.get_running_loop()
+        if self._store is not None:
+            return await loop.run_in_executor(
+                self._executor, partial(getattr(self._store, method), *args)
+            )
+        try:
+            if not self._opened:
+                # A task, not a pool initializer: an initializer's error only shows as
+                # a broken pool, and this one should say what is wrong with the file.
+                await loop.run_in_executor(self._executor, _worker_open, str(self.data_dir))
+                self._opened = True
+            return await loop.run_in_executor(self._executor, _worker_call, method, *args)
+        except BrokenProcessPool as exc:
+            # The writer process died (killed, out of memory): start a new one for the
+            # next attempt; the writer retries this batch.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._start()
+            raise SinkUnavailable(f"sqlite writer process died: {exc}") from exc
+
     async def open(self) -> None:
-        """Create or migrate events.db."""
-        self._store = await self._run(lambda: SQLiteEventStore.in_dir(self.data_dir))
+        """Start the writer and create or migrate events.db."""
+        self._executor = self._start()
+        if self.writer == "thread":
+            loop = asyncio.get_running_loop()
+            self._store = await loop.run_in_executor(
+                self._executor, SQLiteEventStore.in_dir, self.data_dir
+            )
+        else:
+            await self._call("last_event_time")  # opens the store, or says why it cannot
 
     async def write(self, batch: Sequence[EventRecord]) -> int:
         """Store a batch idempotently; returns how many rows were new."""
-        store = self.store
-        return await self._run(lambda: store.write(batch))
+        new: int = await self._call("write_wire", [to_wire(r) for r in batch])
+        return new
 
     async def close(self) -> None:
-        """Close the database and the thread."""
-        if self._store is not None:
-            store, self._store = self._store, None
-            await self._run(store.close)
-        self._executor.shutdown(wait=True)
+        """Close the database and stop the writer."""
+        if self._executor is None:
+            return
+        try:
+            if self._store is not None or self._opened:
+                await self._call("close")
+        finally:
+            self._executor.shutdown(wait=True)
+            self._executor, self._store = None, None
 
     async def history(
         self, entity_id: str, start: int | None, end: int | None, limit: int
     ) -> list[EventRecord]:
         """Events of one entity, oldest first."""
-        store = self.store
-        return await self._run(lambda: store.history(entity_id, start, end, limit))
+        records: list[EventRecord] = await self._call("history", entity_id, start, end, limit)
+        return records
 
     async def summary(self) -> StoreSummary:
         """Totals per domain, area and source."""
-        return await self._run(self.store.summary)
+        summary: StoreSummary = await self._call("summary")
+        return summary
 
     async def last_event_time(self) -> int | None:
         """Time of the newest stored event."""
-        return await self._run(self.store.last_event_time)
+        last: int | None = await self._call("last_event_time")
+        return last

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,10 @@ from homeiq.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
+# Batches written while the next is being built. Two keep a writer process busy while
+# the event loop normalizes; the sink runs them in order (one worker), and writes are
+# idempotent, so a retried batch landing after its successor changes nothing.
+MAX_BATCHES_IN_FLIGHT = 2
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
 
@@ -66,7 +71,7 @@ class Writer:
         self.batch_max_events = batch_max_events
         self.batch_max_age_s = batch_max_age_s
         self._stopping = asyncio.Event()
-        self._in_flight: asyncio.Task[None] | None = None
+        self._in_flight: deque[asyncio.Task[None]] = deque()
         self.entities_seen: set[str] = set()
         self._received = 0
 
@@ -80,15 +85,12 @@ class Writer:
             while not (self._stopping.is_set() and self.queue.empty()):
                 records, letters = await self._collect()
                 if records or letters:
-                    await self._wait_in_flight()
-                    self._in_flight = asyncio.create_task(self._flush(records, letters))
+                    if len(self._in_flight) >= MAX_BATCHES_IN_FLIGHT:
+                        await self._in_flight.popleft()
+                    self._in_flight.append(asyncio.create_task(self._flush(records, letters)))
         finally:
-            await self._wait_in_flight()
-
-    async def _wait_in_flight(self) -> None:
-        if self._in_flight is not None:
-            task, self._in_flight = self._in_flight, None
-            await task
+            while self._in_flight:
+                await self._in_flight.popleft()
 
     async def _collect(self) -> tuple[list[EventRecord], list[DeadLetter]]:
         """Gather one batch: up to batch_max_events, or whatever came within its age."""

@@ -160,7 +160,9 @@ def _phase(args: argparse.Namespace) -> None:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
     result["cpu_us_per_event"] = cpu / max(result["events"], 1) * 1e6
-    result["child_cpu_us"] = (children.ru_utime + children.ru_stime) / max(result["events"], 1) * 1e6
+    result["child_cpu_us"] = (
+        (children.ru_utime + children.ru_stime) / max(result["events"], 1) * 1e6
+    )
     result["peak_rss_mb"] = _peak_rss_mb()
     result["bytes_per_event"] = db_bytes / max(result["stored"], 1)
     print(json.dumps(result))

@@ -280,3 +280,4 @@ async def test_homeiq_run_stores_every_change_once_with_context_and_placement(
     assert by_entity[third["entity_id"]].area_id == area_b  # moved while running
     assert all(r.device_id is None for r in stored if r.entity_id in OUR_SENSORS)
     assert "stopped:" in homeiq.log()
+    assert ha.token not in homeiq.log(), "the access token must never reach the logs"

@@ -663,3 +663,22 @@ async def test_process_sink_refuses_a_newer_schema(tmp_path: Path) -> None:
             await sink.open()
     finally:
         await sink.close()
+
+
+async def test_process_sink_writer_ignores_ctrl_c(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group; the writer must finish its work."""
+    import os
+    import signal
+
+    sink = SQLiteSink(tmp_path)
+    await sink.open()
+    try:
+        executor = sink._executor
+        assert executor is not None
+        (pid,) = list(executor._processes)  # type: ignore[attr-defined]
+        os.kill(pid, signal.SIGINT)
+        await asyncio.sleep(0.2)
+        assert await sink.write([rec("sensor.a", 0)]) == 1
+        assert list(executor._processes) == [pid]  # type: ignore[attr-defined]
+    finally:
+        await sink.close()

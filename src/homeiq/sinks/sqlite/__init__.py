@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import signal
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +31,13 @@ WriterKind = Literal["process", "thread"]
 
 # The writer process's one store, opened by the first task it runs.
 _WORKER_STORE: SQLiteEventStore | None = None
+
+
+def _worker_init() -> None:
+    # Ctrl-C reaches the whole process group: the writer must not die of it mid-batch.
+    # The parent decides when it stops (close(), or EOF on its queue if the parent dies).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _worker_open(data_dir: str) -> None:
@@ -67,7 +75,9 @@ class SQLiteSink:
             # can copy held locks into the child.
             self._opened = False
             return ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
             )
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="homeiq-sqlite")
 

@@ -682,3 +682,47 @@ async def test_process_sink_writer_ignores_ctrl_c(tmp_path: Path) -> None:
         assert list(executor._processes) == [pid]  # type: ignore[attr-defined]
     finally:
         await sink.close()
+
+
+def test_process_sink_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """kill -9 of HomeIQ must not leave its writer behind holding events.db."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from homeiq.sinks.sqlite import SQLiteSink\n"
+        "async def main():\n"
+        "    sink = SQLiteSink(Path(sys.argv[1]))\n"
+        "    await sink.open()\n"
+        "    print(*sink._executor._processes, flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        writer = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(writer, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(writer, signal.SIGKILL)
+        pytest.fail("the writer process outlived its parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        assert parent.stdout is not None
+        parent.stdout.close()

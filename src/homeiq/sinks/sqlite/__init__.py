@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +31,7 @@ from homeiq.sinks.sqlite.store import EVENTS_DB, SQLiteEventStore, Wire, to_wire
 __all__ = ["EVENTS_DB", "SQLiteEventStore", "SQLiteSink", "Wire", "to_wire"]
 
 WriterKind = Literal["process", "thread"]
+PARENT_CHECK_S = 0.5
 
 # The writer process's one store, opened by the first task it runs.
 _WORKER_STORE: SQLiteEventStore | None = None
@@ -35,9 +39,21 @@ _WORKER_STORE: SQLiteEventStore | None = None
 
 def _worker_init() -> None:
     # Ctrl-C reaches the whole process group: the writer must not die of it mid-batch.
-    # The parent decides when it stops (close(), or EOF on its queue if the parent dies).
+    # The parent decides when it stops: close(), or its death (see _exit_with_parent).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A writer whose parent was killed (kill -9) would otherwise wait for work forever,
+    holding events.db open: leave as soon as the parent is gone. An open transaction is
+    rolled back by SQLite; the batch was the dead parent's to retry."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _worker_open(data_dir: str) -> None:

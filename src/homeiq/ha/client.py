@@ -30,7 +30,7 @@ from homeiq.errors import AuthenticationFailed, ProtocolError, SourceUnavailable
 from homeiq.model import DeadLetter
 from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.queue import EventQueue, Incoming
-from homeiq.pipeline.writer import now_us
+from homeiq.pipeline.writer import now_us, payload_bytes
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +313,7 @@ class HAClient:
     async def _reject(self, reason: str, detail: str, payload: Any) -> None:
         raw = payload if isinstance(payload, bytes) else None
         if raw is None:
-            raw = payload.encode() if isinstance(payload, str) else _dumps(payload)
+            raw = payload.encode() if isinstance(payload, str) else payload_bytes(payload)
         await self.queue.offer(DeadLetter(reason, detail, raw, now_us()))
 
 
@@ -338,10 +338,3 @@ def _count_events(frame: str | bytes) -> int:
 def _event_type(message: dict[str, Any]) -> Any:
     event = message.get("event")
     return event.get("event_type") if isinstance(event, dict) else None
-
-
-def _dumps(payload: Any) -> bytes:
-    try:
-        return orjson.dumps(payload)
-    except TypeError:
-        return repr(payload).encode()

@@ -42,7 +42,8 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _payload(message: object) -> bytes:
+def payload_bytes(message: object) -> bytes:
+    """A received message as bytes for the dead-letter table (JSON when it can be)."""
     try:
         return orjson.dumps(message)
     except TypeError:
@@ -181,7 +182,7 @@ class Writer:
     ) -> DeadLetter:
         if entity_id is None:
             entity_id = _entity_of(message)
-        return DeadLetter(reason, detail, _payload(message), now_us(), entity_id)
+        return DeadLetter(reason, detail, payload_bytes(message), now_us(), entity_id)
 
     async def _flush(self, records: list[EventRecord], letters: list[DeadLetter]) -> None:
         if records:

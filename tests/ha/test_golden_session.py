@@ -16,7 +16,7 @@ from homeiq.model import EventRecord, Source
 from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 from homeiq.sinks.sqlite import SQLiteEventStore
-from tests.support.replay import TOKEN, ReplayServer, load_session
+from tests.support.replay import TOKEN, ReplayServer, recorded_state_changes
 
 
 def _us(stamp: str) -> int:
@@ -25,15 +25,7 @@ def _us(stamp: str) -> int:
 
 
 def _recorded_state_changes() -> list[dict[str, Any]]:
-    events = []
-    for line in load_session():
-        if line["dir"] != "in":
-            continue
-        frame = line["frame"]
-        for message in frame if isinstance(frame, list) else [frame]:
-            if message.get("type") == "event" and message["event"]["event_type"] == "state_changed":
-                events.append(message["event"])
-    return events
+    return [message["event"] for message in recorded_state_changes()]
 
 
 def _key(event: dict[str, Any]) -> tuple[str, int]:

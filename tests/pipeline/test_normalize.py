@@ -38,7 +38,7 @@ from homeiq.pipeline.normalize import (
     parse_time_us,
     valid_entity_id,
 )
-from tests.support.replay import load_session
+from tests.support.replay import recorded_state_changes
 
 Message = dict[str, Any]
 
@@ -50,19 +50,7 @@ def _us(stamp: str) -> int:
     return whole * 1_000_000 + moment.microsecond
 
 
-def _recorded() -> list[Message]:
-    messages = []
-    for line in load_session():
-        if line["dir"] != "in":
-            continue
-        frame = line["frame"]
-        for message in frame if isinstance(frame, list) else [frame]:
-            if message.get("type") == "event" and message["event"]["event_type"] == "state_changed":
-                messages.append(message)
-    return messages
-
-
-RECORDED = _recorded()
+RECORDED: list[Message] = recorded_state_changes()
 # The capture ran at 2026-11-25 21:22-21:24 UTC; judge "the future" from just after it.
 CAPTURE_END = datetime(2026, 11, 25, 21, 30, tzinfo=UTC).timestamp()
 

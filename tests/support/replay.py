@@ -26,6 +26,19 @@ def load_session() -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh]
 
 
+def recorded_state_changes() -> list[dict[str, Any]]:
+    """Every state_changed message Home Assistant sent in the recorded session, in order."""
+    messages = []
+    for line in load_session():
+        if line["dir"] != "in":
+            continue
+        frame = line["frame"]
+        for message in frame if isinstance(frame, list) else [frame]:
+            if message.get("type") == "event" and message["event"]["event_type"] == "state_changed":
+                messages.append(message)
+    return messages
+
+
 class ReplayServer:
     """Serve the recorded session to one client at a time."""
 

@@ -726,3 +726,21 @@ def test_process_sink_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> 
             parent.wait()
         assert parent.stdout is not None
         parent.stdout.close()
+
+
+async def test_process_sink_falls_back_to_a_thread_without_multiprocessing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import homeiq.sinks.sqlite as sqlite_sink
+
+    def no_semaphores(*args: Any, **kwargs: Any) -> Any:
+        raise ImportError("This platform lacks a functioning sem_open implementation")
+
+    monkeypatch.setattr(sqlite_sink, "ProcessPoolExecutor", no_semaphores)
+    sink = SQLiteSink(tmp_path)
+    await sink.open()
+    try:
+        assert sink.writer == "thread"
+        assert await sink.write([rec("sensor.a", 0)]) == 1
+    finally:
+        await sink.close()

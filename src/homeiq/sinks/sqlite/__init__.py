@@ -11,6 +11,7 @@ pickle cheaply. ``HOMEIQ_SQLITE_WRITER=thread`` keeps everything in one process.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import signal
@@ -29,6 +30,8 @@ from homeiq.sinks.base import StoreSummary
 from homeiq.sinks.sqlite.store import EVENTS_DB, SQLiteEventStore, Wire, to_wire
 
 __all__ = ["EVENTS_DB", "SQLiteEventStore", "SQLiteSink", "Wire", "to_wire"]
+
+log = logging.getLogger(__name__)
 
 WriterKind = Literal["process", "thread"]
 PARENT_CHECK_S = 0.5
@@ -121,7 +124,13 @@ class SQLiteSink:
 
     async def open(self) -> None:
         """Start the writer and create or migrate events.db."""
-        self._executor = self._start()
+        try:
+            self._executor = self._start()
+        except (OSError, ImportError, NotImplementedError) as exc:
+            # Some minimal containers have no working sem_open (/dev/shm): still run.
+            log.warning("no writer process (%s); writing from a thread instead", exc)
+            self.writer = "thread"
+            self._executor = self._start()
         if self.writer == "thread":
             loop = asyncio.get_running_loop()
             self._store = await loop.run_in_executor(

@@ -142,6 +142,13 @@ async def _wait_stored(data_dir: Path, entity_ids: set[str], keys: set[Any]) -> 
         await asyncio.sleep(0.2)
 
 
+async def _move(ha: HomeAssistantInstance, kind: str, item_id: str, area_id: str | None) -> None:
+    """Put a device or an entity in an area (None: no area) through HA's registry API."""
+    await ha.ws_command(
+        {"type": f"config/{kind}_registry/update", f"{kind}_id": item_id, "area_id": area_id}
+    )
+
+
 async def _wait_registry(data_dir: Path, entity_id: str, area_id: str) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -169,27 +176,9 @@ async def test_homeiq_run_stores_every_change_once_with_context_and_placement(
     ]
     try:
         # Before HomeIQ starts: first's device lives in A; second's entity overrides to B.
-        await ha.ws_command(
-            {
-                "type": "config/device_registry/update",
-                "device_id": first["device_id"],
-                "area_id": area_a,
-            }
-        )
-        await ha.ws_command(
-            {
-                "type": "config/device_registry/update",
-                "device_id": second["device_id"],
-                "area_id": area_a,
-            }
-        )
-        await ha.ws_command(
-            {
-                "type": "config/entity_registry/update",
-                "entity_id": second["entity_id"],
-                "area_id": area_b,
-            }
-        )
+        await _move(ha, "device", first["device_id"], area_a)
+        await _move(ha, "device", second["device_id"], area_a)
+        await _move(ha, "entity", second["entity_id"], area_b)
         await homeiq.wait_for_log("connected to Home Assistant")
         placed = [first["entity_id"], second["entity_id"], third["entity_id"]]
         ours = set(OUR_SENSORS) | {"counter.homeiq_test"} | set(placed)
@@ -198,13 +187,7 @@ async def test_homeiq_run_stores_every_change_once_with_context_and_placement(
             subscribed_at = time.time_ns() // 1000
             collector = asyncio.create_task(_collect(ws, ours, placed))
             # While HomeIQ runs: third's entity moves to B; the registry event must reach it.
-            await ha.ws_command(
-                {
-                    "type": "config/entity_registry/update",
-                    "entity_id": third["entity_id"],
-                    "area_id": area_b,
-                }
-            )
+            await _move(ha, "entity", third["entity_id"], area_b)
             await _wait_registry(homeiq.data_dir, third["entity_id"], area_b)
             async with ha.websocket() as producer:
                 for _ in range(COUNTER_CHANGES):  # fire without awaiting each result
@@ -225,20 +208,8 @@ async def test_homeiq_run_stores_every_change_once_with_context_and_placement(
                 truth = await asyncio.wait_for(collector, 90)
     finally:
         for entry in (first, second, third):
-            await ha.ws_command(
-                {
-                    "type": "config/device_registry/update",
-                    "device_id": entry["device_id"],
-                    "area_id": None,
-                }
-            )
-            await ha.ws_command(
-                {
-                    "type": "config/entity_registry/update",
-                    "entity_id": entry["entity_id"],
-                    "area_id": None,
-                }
-            )
+            await _move(ha, "device", entry["device_id"], None)
+            await _move(ha, "entity", entry["entity_id"], None)
         for area in (area_a, area_b):
             await ha.ws_command({"type": "config/area_registry/delete", "area_id": area})
 

@@ -109,10 +109,18 @@ def test_settings_markdown_has_a_row_for_every_setting() -> None:
         assert cells[3], f"{name} has no description"
 
 
-def test_settings_markdown_names_the_file_variable_of_secrets_only() -> None:
+def test_settings_markdown_names_the_file_variable_of_credentials_only() -> None:
     rows = _rows(settings_markdown())
     assert rows["HOMEIQ_HA_TOKEN"][0] == "`HOMEIQ_HA_TOKEN` or `HOMEIQ_HA_TOKEN_FILE`"
-    others = [cells[0] for var, cells in rows.items() if var != "HOMEIQ_HA_TOKEN"]
+    credentials = {
+        "HOMEIQ_HA_TOKEN",
+        "HOMEIQ_INFLUXDB_TOKEN",
+        "HOMEIQ_INFLUXDB_USERNAME",
+        "HOMEIQ_INFLUXDB_PASSWORD",
+    }
+    for var in credentials:
+        assert rows[var][0] == f"`{var}` or `{var}_FILE`"
+    others = [cells[0] for var, cells in rows.items() if var not in credentials]
     assert others and all("_FILE" not in cell for cell in others)
 
 
@@ -124,7 +132,7 @@ def test_settings_markdown_types_and_defaults() -> None:
     assert rows["HOMEIQ_BATCH_MAX_EVENTS"][1:3] == ["int", "`5000`"]
     assert rows["HOMEIQ_BATCH_MAX_AGE_S"][1:3] == ["float", "`1.0`"]
     assert rows["HOMEIQ_QUEUE_MAX_EVENTS"][1:3] == ["int", "`50000`"]
-    assert rows["HOMEIQ_STORE"][1:3] == ["Literal['sqlite']", "`sqlite`"]
+    assert rows["HOMEIQ_STORE"][1:3] == ["Literal['sqlite', 'influxdb']", "`sqlite`"]
     assert rows["HOMEIQ_LOG_FORMAT"][1:3] == ["Literal['text', 'json']", "`text`"]
 
 

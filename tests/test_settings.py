@@ -239,7 +239,7 @@ def test_invalid_value_in_toml_names_the_setting(
         ("HOMEIQ_HA_HEARTBEAT_S", "nan-ish"),
         ("HOMEIQ_LOG_LEVEL", "LOUD"),
         ("HOMEIQ_LOG_FORMAT", "xml"),
-        ("HOMEIQ_STORE", "influxdb"),
+        ("HOMEIQ_STORE", "postgres"),
         ("HOMEIQ_HA_URL", "homeassistant.local:8123"),
         ("HOMEIQ_HA_URL", "ftp://homeassistant.local"),
     ],
@@ -323,7 +323,7 @@ def test_redacted_keeps_an_absent_token_absent() -> None:
 
 
 def test_secret_fields() -> None:
-    assert secret_fields() == ["ha_token"]
+    assert secret_fields() == ["ha_token", "influxdb_token", "influxdb_password"]
 
 
 def test_every_field_has_a_description() -> None:
@@ -335,3 +335,35 @@ def test_every_field_has_a_description() -> None:
     ]
     assert missing == []
     assert len(Settings.model_fields) >= 15
+
+
+def test_influxdb_store_needs_its_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMEIQ_STORE", "influxdb")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.setting == "HOMEIQ_INFLUXDB_URL"
+
+
+def test_influxdb_v2_names_each_missing_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMEIQ_STORE", "influxdb")
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_URL", "http://127.0.0.1:8086/")
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_API", "v2")
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_BUCKET", "home")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.setting == "HOMEIQ_INFLUXDB_ORG"
+
+
+def test_influxdb_credentials_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "user").write_text("homeiq\n")
+    (tmp_path / "password").write_text("s3cret\n")
+    monkeypatch.setenv("HOMEIQ_STORE", "influxdb")
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_URL", "http://127.0.0.1:8086/")
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_USERNAME_FILE", str(tmp_path / "user"))
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_PASSWORD_FILE", str(tmp_path / "password"))
+    settings = load_settings()
+    assert settings.influxdb_url == "http://127.0.0.1:8086"
+    assert settings.influxdb_username == "homeiq"
+    assert settings.influxdb_password is not None
+    assert settings.influxdb_password.get_secret_value() == "s3cret"
+    assert redacted(settings)["influxdb_password"] == "<redacted>"

@@ -160,3 +160,27 @@ class DeadLetter:
     payload: bytes
     received_at: int
     entity_id: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Gap:
+    """A span (microseconds, ``start_us < time <= end_us``) whose live events may be
+    missing from the store, to be refilled from Home Assistant's history."""
+
+    start_us: int
+    end_us: int
+    reason: str
+    created_at: int
+    id: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class QualityEvent:
+    """Something users should know about the completeness of their data."""
+
+    time: int
+    kind: str
+    start_us: int | None
+    end_us: int | None
+    events: int | None
+    detail: str

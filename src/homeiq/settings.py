@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -63,8 +63,9 @@ class Settings(BaseSettings):
         gt=0,
         description="A pong later than this marks the connection dead and reconnects.",
     )
-    store: Literal["sqlite"] = Field(
-        default="sqlite", description="Event store backend: sqlite (embedded default)."
+    store: Literal["sqlite", "influxdb"] = Field(
+        default="sqlite",
+        description="Event store: sqlite (embedded default) or influxdb (see HOMEIQ_INFLUXDB_*).",
     )
     sqlite_writer: Literal["process", "thread"] = Field(
         default="process",
@@ -72,6 +73,129 @@ class Settings(BaseSettings):
             "Where SQLite writes run: a dedicated writer process (uses a second core) or a"
             " thread of the main process (one process, about a third slower)."
         ),
+    )
+    influxdb_url: str | None = Field(
+        default=None,
+        description="InfluxDB base URL, e.g. http://127.0.0.1:8086 (required when store=influxdb).",
+    )
+    influxdb_api: Literal["v1", "v2"] = Field(
+        default="v1",
+        description=(
+            "InfluxDB write API: v1 (/write: database, retention policy, user/password; 1.x,"
+            " and 2.x/3.x through their v1 compatibility API) or v2 (/api/v2/write: org,"
+            " bucket, token; 2.x and 3.x)."
+        ),
+    )
+    influxdb_database: str = Field(
+        default="homeiq",
+        min_length=1,
+        description="v1: database written and read (created if missing when allowed).",
+    )
+    influxdb_retention_policy: str | None = Field(
+        default=None, description="v1: retention policy to write into (default: the database's)."
+    )
+    influxdb_bucket: str | None = Field(
+        default=None, description="v2: bucket to write into (required with influxdb_api=v2)."
+    )
+    influxdb_org: str | None = Field(
+        default=None, description="v2: organization of the bucket (required with influxdb_api=v2)."
+    )
+    influxdb_token: SecretStr | None = Field(
+        default=None,
+        description="InfluxDB API token (v2, or v1 token auth), or HOMEIQ_INFLUXDB_TOKEN_FILE.",
+    )
+    influxdb_username: str | None = Field(
+        default=None,
+        description="v1: InfluxDB user name, or HOMEIQ_INFLUXDB_USERNAME_FILE.",
+        json_schema_extra={"from_file": True},
+    )
+    influxdb_password: SecretStr | None = Field(
+        default=None, description="v1: InfluxDB password, or HOMEIQ_INFLUXDB_PASSWORD_FILE."
+    )
+    influxdb_measurement: str = Field(
+        default="home_assistant_events",
+        min_length=1,
+        description="Measurement the events are written to and read from.",
+    )
+    influxdb_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of one InfluxDB HTTP request."
+    )
+    influxdb_gzip: bool = Field(
+        default=True, description="Send writes gzip-compressed (Content-Encoding: gzip)."
+    )
+    influxdb_batch_max_bytes: int = Field(
+        default=4_000_000,
+        ge=1024,
+        description=(
+            "A batch is split into write requests of at most this many bytes of line"
+            " protocol (before gzip); at most batch_max_events points each."
+        ),
+    )
+    sink_retry_attempts: int = Field(
+        default=3,
+        ge=1,
+        description=(
+            "Quick attempts at a batch before it goes to the spool (a store that stays down"
+            " opens the circuit breaker and new batches go straight to the spool)."
+        ),
+    )
+    sink_breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive failed writes that open the store's circuit breaker.",
+    )
+    sink_breaker_reset_s: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds an open breaker waits before one probe write; doubles (jittered) up to"
+            " 60 s while the store stays down."
+        ),
+    )
+    spool_max_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Bound of the on-disk spool (spool.db in the data directory) that holds batches"
+            " while the store is down."
+        ),
+    )
+    spool_full_policy: Literal["drop_newest", "drop_oldest"] = Field(
+        default="drop_newest",
+        description=(
+            "When the spool is full: drop_newest refuses new batches, drop_oldest discards"
+            " the oldest spooled batch. Either way the events are counted, logged as an"
+            " error and recorded as a gap that backfill from Home Assistant's history refills."
+        ),
+    )
+    backfill: bool = Field(
+        default=True,
+        description=(
+            "After a (re)connect, fetch what Home Assistant recorded while HomeIQ was not"
+            " listening from its history API and store it (source=backfill)."
+        ),
+    )
+    backfill_overlap_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Backfill starts this long before the last durably stored event (idempotent"
+            " writes make the overlap free of duplicates)."
+        ),
+    )
+    backfill_max_days: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "How far back backfill reaches: Home Assistant's recorder purge_keep_days (10 by"
+            " default). An older gap is reported as a data-quality event."
+        ),
+    )
+    backfill_entities_per_request: int = Field(
+        default=50,
+        ge=1,
+        le=500,
+        description="Entity ids per history request (they go in the URL).",
     )
     queue_max_events: int = Field(
         default=50_000,
@@ -126,6 +250,28 @@ class Settings(BaseSettings):
             raise ValueError("must start with http://, https://, ws:// or wss://")
         return value
 
+    @field_validator("influxdb_url")
+    @classmethod
+    def _check_influxdb_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _check_store(self) -> Settings:
+        if self.store != "influxdb":
+            return self
+        if self.influxdb_url is None:
+            raise _missing("influxdb_url", "is required when HOMEIQ_STORE=influxdb")
+        if self.influxdb_api == "v2":
+            for name in ("influxdb_bucket", "influxdb_org", "influxdb_token"):
+                if getattr(self, name) is None:
+                    raise _missing(name, "is required when HOMEIQ_INFLUXDB_API=v2")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -144,6 +290,11 @@ class Settings(BaseSettings):
         )
 
 
+def _missing(field: str, message: str) -> ConfigError:
+    # Raised from a model validator: not a ValueError, so pydantic lets it through as is.
+    return ConfigError(f"{ENV_PREFIX}{field.upper()}", message)
+
+
 def secret_fields() -> list[str]:
     """Names of the fields that hold secrets."""
     return [
@@ -151,6 +302,17 @@ def secret_fields() -> list[str]:
         for name, info in Settings.model_fields.items()
         if info.annotation is not None and "SecretStr" in str(info.annotation)
     ]
+
+
+def file_fields() -> list[str]:
+    """Fields that may also come from a file (``HOMEIQ_<NAME>_FILE``): every secret, and
+    credentials that are not secret but travel with them (a user name)."""
+    marked = [
+        name
+        for name, info in Settings.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("from_file")
+    ]
+    return secret_fields() + marked
 
 
 class _SecretFileSource(PydanticBaseSettingsSource):
@@ -161,7 +323,7 @@ class _SecretFileSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        for name in secret_fields():
+        for name in file_fields():
             env = f"{ENV_PREFIX}{name.upper()}_FILE"
             path = os.environ.get(env)
             if not path:

@@ -18,7 +18,16 @@ from homeiq.metadata.migrations import (
     transaction,
 )
 from homeiq.metadata.store import METADATA_DB, MetadataStore
-from homeiq.model import Area, DeadLetter, Device, Entity, Floor, RegistrySnapshot
+from homeiq.model import (
+    Area,
+    DeadLetter,
+    Device,
+    Entity,
+    Floor,
+    Gap,
+    QualityEvent,
+    RegistrySnapshot,
+)
 
 
 @pytest.fixture
@@ -331,3 +340,30 @@ def test_readonly_metadata_store_refuses_writes(tmp_path: Path) -> None:
         assert reader.get("k") is None
     finally:
         reader.close()
+
+
+def test_gaps_are_kept_in_order_until_removed(tmp_path: Path) -> None:
+    store = MetadataStore.in_dir(tmp_path)
+    late = store.add_gap(Gap(300, 400, "spool_full", 1))
+    store.add_gap(Gap(100, 200, "restart", 2))
+    assert [(g.start_us, g.end_us, g.reason) for g in store.gaps()] == [
+        (100, 200, "restart"),
+        (300, 400, "spool_full"),
+    ]
+    store.remove_gap(late)
+    assert [g.reason for g in store.gaps()] == ["restart"]
+    store.close()
+    reopened = MetadataStore.in_dir(tmp_path)
+    assert [g.reason for g in reopened.gaps()] == ["restart"]
+    reopened.close()
+
+
+def test_quality_events_newest_first_and_by_kind(tmp_path: Path) -> None:
+    store = MetadataStore.in_dir(tmp_path)
+    store.add_quality_event(QualityEvent(1, "gap_beyond_history", 10, 20, None, "purged"))
+    store.add_quality_event(QualityEvent(2, "spool_dropped", 30, 40, 5000, "spool full"))
+    assert [e.kind for e in store.quality_events()] == ["spool_dropped", "gap_beyond_history"]
+    assert store.quality_events(kind="spool_dropped") == [
+        QualityEvent(2, "spool_dropped", 30, 40, 5000, "spool full")
+    ]
+    store.close()

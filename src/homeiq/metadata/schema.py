@@ -35,4 +35,30 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
-STEPS = (_v1,)
+def _v2(conn: sqlite3.Connection) -> None:
+    # gaps: spans whose live events were not stored (spool overflow, a crash, a
+    # disconnect) and that backfill from Home Assistant's history still has to fill.
+    # quality_events: what HomeIQ knows it is missing or did, for users to see.
+    run_script(
+        conn,
+        """
+        CREATE TABLE gaps (
+            id INTEGER PRIMARY KEY,
+            start_us INTEGER NOT NULL,
+            end_us INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            created_at INTEGER NOT NULL);
+        CREATE TABLE quality_events (
+            id INTEGER PRIMARY KEY,
+            time INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            start_us INTEGER,
+            end_us INTEGER,
+            events INTEGER,
+            detail TEXT NOT NULL);
+        CREATE INDEX quality_events_kind ON quality_events (kind, time);
+        """,
+    )
+
+
+STEPS = (_v1, _v2)

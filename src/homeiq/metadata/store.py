@@ -10,7 +10,16 @@ from pathlib import Path
 
 from homeiq.metadata import schema
 from homeiq.metadata.migrations import check_version, connect, migrate, transaction
-from homeiq.model import Area, DeadLetter, Device, Entity, Floor, RegistrySnapshot
+from homeiq.model import (
+    Area,
+    DeadLetter,
+    Device,
+    Entity,
+    Floor,
+    Gap,
+    QualityEvent,
+    RegistrySnapshot,
+)
 
 METADATA_DB = "metadata.db"
 
@@ -135,3 +144,48 @@ class MetadataStore:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # -- gaps and data quality --------------------------------------------------------
+
+    def add_gap(self, gap: Gap) -> int:
+        """Remember a span whose events backfill has to fetch; returns its id."""
+        with self._lock, transaction(self._conn) as conn:
+            cur = conn.execute(
+                "INSERT INTO gaps (start_us, end_us, reason, created_at) VALUES (?, ?, ?, ?)",
+                (gap.start_us, gap.end_us, gap.reason, gap.created_at),
+            )
+        return int(cur.lastrowid or 0)
+
+    def gaps(self) -> list[Gap]:
+        """Spans still to backfill, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT start_us, end_us, reason, created_at, id FROM gaps ORDER BY start_us, id"
+            ).fetchall()
+        return [Gap(*row) for row in rows]
+
+    def remove_gap(self, gap_id: int) -> None:
+        """Forget a span once backfilled (or given up on and reported)."""
+        with self._lock, transaction(self._conn) as conn:
+            conn.execute("DELETE FROM gaps WHERE id = ?", (gap_id,))
+
+    def add_quality_event(self, event: QualityEvent) -> None:
+        """Record a data-quality event (a gap not refilled, events dropped, ...)."""
+        with self._lock, transaction(self._conn) as conn:
+            conn.execute(
+                "INSERT INTO quality_events (time, kind, start_us, end_us, events, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (event.time, event.kind, event.start_us, event.end_us, event.events, event.detail),
+            )
+
+    def quality_events(self, *, kind: str | None = None, limit: int = 100) -> list[QualityEvent]:
+        """The newest data-quality events, optionally of one kind."""
+        sql = "SELECT time, kind, start_us, end_us, events, detail FROM quality_events"
+        params: tuple[object, ...] = ()
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            params = (kind,)
+        sql += " ORDER BY id DESC LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        return [QualityEvent(*row) for row in rows]

@@ -74,6 +74,52 @@ class Metrics:
             "Time (Unix seconds) of the newest stored event",
             registry=r,
         )
+        # Outage handling: the spool, the circuit breaker, backfill and data quality.
+        self.spool_bytes = Gauge(
+            "homeiq_spool_bytes", "Bytes of batches waiting in the on-disk spool", registry=r
+        )
+        self.spool_events = Gauge(
+            "homeiq_spool_events", "Events waiting in the on-disk spool", registry=r
+        )
+        self.spool_capacity_bytes = Gauge(
+            "homeiq_spool_capacity_bytes", "Bound of the on-disk spool (bytes)", registry=r
+        )
+        self.spool_dropped_events = Counter(
+            "homeiq_spool_dropped_events",
+            "Events the full spool could not keep, by policy (refilled by backfill if it can)",
+            ["policy"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "homeiq_sink_breaker_state",
+            "Circuit breaker of each sink: 0 closed, 1 open, 2 half-open",
+            ["sink"],
+            registry=r,
+        )
+        self.breaker_opens = Counter(
+            "homeiq_sink_breaker_opens",
+            "Times a sink's circuit breaker opened",
+            ["sink"],
+            registry=r,
+        )
+        self.backfill_events = Counter(
+            "homeiq_backfill_events",
+            "Events fetched from Home Assistant's history, by outcome (stored, present, invalid)",
+            ["outcome"],
+            registry=r,
+        )
+        self.backfill_runs = Counter(
+            "homeiq_backfill_runs",
+            "Backfill runs, by outcome (ok, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.quality_events = Counter(
+            "homeiq_quality_events",
+            "Data-quality events recorded (gaps beyond history, spool drops), by kind",
+            ["kind"],
+            registry=r,
+        )
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (``name`` as exported, e.g. ``..._total``); 0 if unset."""

@@ -1,5 +1,6 @@
-"""The writer against the real SQLite sink and metadata store: batching by size and age,
-retries, isolating a refused row, dead letters and metrics, and draining on stop."""
+"""The writer and its delivery wrapper against the real SQLite sink, spool and metadata
+store: batching by size and age, retries, isolating a refused row, dead letters and
+metrics, and draining on stop."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from homeiq.metadata.registry import Registry
 from homeiq.metadata.store import MetadataStore
 from homeiq.model import Area, DeadLetter, Device, Entity, EventRecord, RegistrySnapshot, Source
 from homeiq.observability.metrics import Metrics
-from homeiq.pipeline import writer as writer_module
+from homeiq.pipeline import delivery as delivery_module
+from homeiq.pipeline.breaker import CircuitBreaker
+from homeiq.pipeline.delivery import Delivery
 from homeiq.pipeline.normalize import Normalizer, parse_time_us
 from homeiq.pipeline.queue import EventQueue, Incoming
+from homeiq.pipeline.spool import Spool
 from homeiq.pipeline.writer import Writer
 from homeiq.sinks.sqlite import SQLiteSink
 
@@ -114,13 +118,15 @@ class RejectingSink:
 
 
 class Harness:
-    def __init__(self, sink: SQLiteSink, metadata: MetadataStore) -> None:
+    def __init__(self, sink: SQLiteSink, metadata: MetadataStore, spool: Spool) -> None:
         self.sink = sink
         self.metadata = metadata
         self.metrics = Metrics()
+        self.spool = spool
         self.queue = EventQueue(10_000, self.metrics)
         self.task: asyncio.Task[None] | None = None
         self.writer: Writer | None = None
+        self.delivery: Delivery | None = None
 
     def make(
         self,
@@ -129,10 +135,16 @@ class Harness:
         batch_max_events: int = 100,
         batch_max_age_s: float = 0.02,
         normalizer: Normalizer | None = None,
+        breaker_failures: int = 3,
     ) -> Writer:
+        sink = sink or self.sink
+        breaker = CircuitBreaker(
+            sink.name, failures=breaker_failures, reset_s=0.01, metrics=self.metrics
+        )
+        self.delivery = Delivery(sink, self.spool, breaker, self.metadata, self.metrics)
         self.writer = Writer(
             self.queue,
-            sink or self.sink,
+            self.delivery,
             self.metadata,
             normalizer or Normalizer(clock=lambda: NOW),
             self.metrics,
@@ -142,7 +154,8 @@ class Harness:
         return self.writer
 
     def start(self) -> None:
-        assert self.writer is not None
+        assert self.writer is not None and self.delivery is not None
+        self.delivery.start()
         self.task = asyncio.create_task(self.writer.run())
 
     async def offer(self, *items: Any, source: Source = Source.LIVE) -> None:
@@ -150,12 +163,15 @@ class Harness:
             await self.queue.offer(item if isinstance(item, DeadLetter) else Incoming(item, source))
 
     async def stop(self) -> float:
-        """Stop the writer; returns how long run() took to finish (at most 2 s)."""
-        assert self.writer is not None and self.task is not None
+        """Stop the writer, wait for the spool to drain; returns how long run() took."""
+        assert self.writer is not None and self.task is not None and self.delivery is not None
         started = time.monotonic()
         self.writer.stop()
         await asyncio.wait_for(self.task, 2.0)
-        return time.monotonic() - started
+        took = time.monotonic() - started
+        await asyncio.wait_for(self.delivery.wait_drained(), 2.0)
+        await self.delivery.stop()
+        return took
 
     def value(self, name: str, **labels: str) -> float:
         return self.metrics.value(name, labels)
@@ -171,6 +187,11 @@ class Harness:
     def keys(self) -> set[tuple[str, int]]:
         return self.sink.store.keys()
 
+    @property
+    def entities_seen(self) -> set[str]:
+        assert self.delivery is not None
+        return self.delivery.entities_seen
+
 
 async def until(condition: Callable[[], bool]) -> None:
     """Wait (up to 2 s) for ``condition``."""
@@ -182,7 +203,7 @@ async def until(condition: Callable[[], bool]) -> None:
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_module, "RETRY_MIN_S", 0.002)
+    monkeypatch.setattr(delivery_module, "RETRY_MIN_S", 0.002)
 
 
 @pytest.fixture
@@ -190,14 +211,18 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     sink = SQLiteSink(tmp_path, writer="thread")
     await sink.open()
     metadata = MetadataStore.in_dir(tmp_path)
-    h = Harness(sink, metadata)
+    spool = Spool.in_dir(tmp_path, max_bytes=10_000_000)
+    h = Harness(sink, metadata, spool)
     try:
         yield h
     finally:
         if h.task is not None and not h.task.done():
             h.task.cancel()
             await asyncio.gather(h.task, return_exceptions=True)
+        if h.delivery is not None:
+            await h.delivery.stop()
         await sink.close()
+        spool.close()
         metadata.close()
 
 
@@ -210,7 +235,7 @@ def test_time_helpers_agree_with_the_normalizer() -> None:
 
 
 async def test_every_message_is_stored_once(harness: Harness) -> None:
-    writer = harness.make()
+    harness.make()
     harness.start()
     messages = [message(f"sensor.s{i % 3}", i, str(i)) for i in range(30)]
     await harness.offer(*messages)
@@ -222,7 +247,7 @@ async def test_every_message_is_stored_once(harness: Harness) -> None:
     assert harness.value("homeiq_events_duplicate_total") == 0
     assert harness.metrics.rejected_total() == 0
     assert harness.metadata.dead_letters() == []
-    assert writer.entities_seen == {"sensor.s0", "sensor.s1", "sensor.s2"}
+    assert harness.entities_seen == {"sensor.s0", "sensor.s1", "sensor.s2"}
     assert harness.value("homeiq_last_event_timestamp_seconds") == us(29) / 1_000_000
     assert harness.value("homeiq_batch_events_sum") == 30
     stored = harness.sink.store.history("sensor.s1", None, None, 100)
@@ -284,19 +309,33 @@ async def test_retry_backoff_grows(harness: Harness, monkeypatch: pytest.MonkeyP
         delays.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr(writer_module, "RETRY_MIN_S", 1.0)
-    monkeypatch.setattr(writer_module, "RETRY_MAX_S", 4.0)
-    monkeypatch.setattr(writer_module.asyncio, "sleep", recording_sleep)
-    harness.make(sink=FlakySink(harness.sink, failures=5))
+    monkeypatch.setattr(delivery_module, "RETRY_MIN_S", 1.0)
+    monkeypatch.setattr(delivery_module, "RETRY_MAX_S", 2.0)
+    monkeypatch.setattr(delivery_module.asyncio, "sleep", recording_sleep)
+    harness.make(sink=FlakySink(harness.sink, failures=2), breaker_failures=10)
     await harness.offer(message())
     harness.start()
     await harness.stop()
-    # Jittered within [0.5, 1] of 1, 2, 4, 4, 4 seconds.
-    caps = [1.0, 2.0, 4.0, 4.0, 4.0]
-    assert len(delays) == 5
-    for delay, cap in zip(delays, caps, strict=True):
+    # Three attempts: jittered within [0.5, 1] of 1 then 2 seconds between them.
+    assert len(delays) == 2
+    for delay, cap in zip(delays, [1.0, 2.0], strict=True):
         assert cap / 2 <= delay <= cap
     assert harness.stored == 1
+    assert harness.spool.empty
+
+
+async def test_a_store_that_stays_down_gets_the_batch_from_the_spool(harness: Harness) -> None:
+    flaky = FlakySink(harness.sink, failures=6)
+    harness.make(sink=flaky)
+    await harness.offer(*[message(second=i) for i in range(10)])
+    harness.start()
+    await harness.stop()  # returns once the spool drained into the store
+    assert flaky.calls == 7  # three quick attempts, then spooled; probes until it is back
+    assert harness.keys() == {("sensor.temp", us(i)) for i in range(10)}
+    assert harness.stored == 10
+    assert harness.spool.empty
+    assert harness.value("homeiq_sink_breaker_opens_total", sink="flaky") >= 1
+    assert harness.value("homeiq_sink_breaker_state", sink="flaky") == 0
 
 
 # -- permanent refusals -------------------------------------------------------------------------
@@ -402,7 +441,7 @@ async def test_invalid_messages_are_dead_lettered_with_their_reason(harness: Har
 
 
 async def test_unserializable_invalid_message_is_kept_as_repr(harness: Harness) -> None:
-    odd = {"event": {1: "non-string key"}}
+    odd = {"type": "event", "event": {1: "non-string key"}}
     harness.make()
     await harness.offer(odd)
     harness.start()

@@ -29,6 +29,7 @@ import orjson
 from homeiq.errors import AuthenticationFailed, ProtocolError, SourceUnavailable
 from homeiq.model import DeadLetter
 from homeiq.observability.metrics import Metrics
+from homeiq.pipeline.normalize import describe
 from homeiq.pipeline.queue import EventQueue, Incoming
 from homeiq.pipeline.writer import now_us, payload_bytes
 
@@ -90,7 +91,8 @@ class HAConnection:
 
     def resolve(self, message: dict[str, Any]) -> bool:
         """Hand a ``result``/``pong`` to its waiting command; False if nobody waits."""
-        future = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+        msg_id = message.get("id")
+        future = self._pending.get(msg_id) if type(msg_id) is int else None
         if future is None or future.done():
             return False
         if message.get("type") == "pong":
@@ -114,6 +116,7 @@ class HAConnection:
 
 OnConnected = Callable[[HAConnection], Awaitable[None]]
 OnRegistryEvent = Callable[[str], None]
+OnSubscribed = Callable[[], None]
 
 
 class HAClient:
@@ -128,6 +131,7 @@ class HAClient:
         *,
         on_connected: OnConnected | None = None,
         on_registry_event: OnRegistryEvent | None = None,
+        on_subscribed: OnSubscribed | None = None,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
         heartbeat_s: float = 30.0,
@@ -139,6 +143,7 @@ class HAClient:
         self.metrics = metrics
         self.on_connected = on_connected
         self.on_registry_event = on_registry_event
+        self.on_subscribed = on_subscribed
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self.heartbeat_s = heartbeat_s
@@ -261,6 +266,10 @@ class HAClient:
         # routes them by event_type until the id is known.
         sub, _ = await conn.request({"type": "subscribe_events", "event_type": "state_changed"})
         self._state_subscription = sub
+        # From here on every state change reaches the queue: whatever happened before
+        # (since the last stored event) is backfill's to fetch.
+        if self.on_subscribed is not None:
+            self.on_subscribed()
 
     async def _heartbeat(self, conn: HAConnection) -> None:
         while True:
@@ -295,20 +304,23 @@ class HAClient:
         kind = message.get("type")
         if kind == "event":
             sub = message.get("id")
-            if sub == self._state_subscription or _event_type(message) == "state_changed":
+            event_type = _event_type(message)
+            if sub == self._state_subscription or event_type == "state_changed":
                 await self.queue.offer(Incoming(message))
-            elif sub in self._registry_subscriptions or _event_type(message) in REGISTRY_EVENTS:
+            elif (type(sub) is int and sub in self._registry_subscriptions) or (
+                isinstance(event_type, str) and event_type in REGISTRY_EVENTS
+            ):
                 if self.on_registry_event is not None:
-                    self.on_registry_event(str(_event_type(message)))
+                    self.on_registry_event(str(event_type))
             else:
-                await self._reject("unexpected_event", f"event for subscription {sub!r}", message)
+                detail = f"event for subscription {describe(sub)}"
+                await self._reject("unexpected_event", detail, message)
         elif kind in ("result", "pong"):
             if not conn.resolve(message):  # an answer to nothing we asked: keep it
-                await self._reject(
-                    "unexpected_result", f"{kind} for id {message.get('id')!r}", message
-                )
+                detail = f"{kind} for id {describe(message.get('id'))}"
+                await self._reject("unexpected_result", detail, message)
         else:
-            await self._reject("unknown_message", f"message type {str(kind)[:40]!r}", message)
+            await self._reject("unknown_message", f"message type {describe(kind)}", message)
 
     async def _reject(self, reason: str, detail: str, payload: Any) -> None:
         raw = payload if isinstance(payload, bytes) else None

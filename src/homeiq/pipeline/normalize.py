@@ -38,6 +38,17 @@ PlacementLookup = Callable[[str], Placement]
 KNOWN_ENTITIES_MAX = 100_000
 
 
+def describe(value: Any, limit: int = 80) -> str:
+    """A short, safe rendering of a received value for an error detail: strings and
+    numbers as they are (truncated), anything else by type. ``str()`` of hostile input
+    can be huge or nest deep enough to exhaust the recursion limit."""
+    if isinstance(value, str):
+        return repr(value[:limit])
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)[:limit]
+    return f"a {type(value).__name__}"
+
+
 def _no_placement(_entity_id: str) -> Placement:
     return NO_PLACEMENT
 
@@ -119,6 +130,9 @@ class Normalizer:
         """Normalize a WebSocket ``{"type": "event", "event": {...}}`` message."""
         if not isinstance(message, dict):
             raise InvalidEvent("not_an_object", f"message is {type(message).__name__}")
+        kind = message.get("type")
+        if kind != "event":
+            raise InvalidEvent("unknown_message", f"message type {describe(kind)}")
         event = message.get("event")
         if not isinstance(event, dict):
             raise InvalidEvent("missing_event", "message has no event object")
@@ -128,7 +142,7 @@ class Normalizer:
         """Normalize the ``event`` object of a ``state_changed`` message."""
         event_type = event.get("event_type")
         if event_type != "state_changed":
-            raise InvalidEvent("unexpected_event_type", f"event_type is {event_type!r}")
+            raise InvalidEvent("unexpected_event_type", f"event_type is {describe(event_type)}")
         data = event.get("data")
         if not isinstance(data, dict):
             raise InvalidEvent("missing_data", "event has no data object")
@@ -136,7 +150,7 @@ class Normalizer:
         # The regex once per entity, not per event (str check first: lists are unhashable).
         if type(entity_id) is not str or entity_id not in self._valid_ids:
             if not isinstance(entity_id, str) or not valid_entity_id(entity_id):
-                raise InvalidEvent("bad_entity_id", f"entity_id {str(entity_id)[:80]!r} is invalid")
+                raise InvalidEvent("bad_entity_id", f"entity_id {describe(entity_id)} is invalid")
             if len(self._valid_ids) >= KNOWN_ENTITIES_MAX:
                 self._valid_ids.clear()
                 self._last_attributes.clear()
@@ -182,7 +196,7 @@ class Normalizer:
             raise InvalidEvent("state_too_long", f"state has {len(state)} chars (max 255)")
         inner_id = new_state.get("entity_id", entity_id)
         if inner_id != entity_id:
-            raise InvalidEvent("entity_id_mismatch", f"new_state is for {str(inner_id)[:80]!r}")
+            raise InvalidEvent("entity_id_mismatch", f"new_state is for {describe(inner_id)}")
         raw_updated = new_state.get("last_updated")
         time = parse_time_us(raw_updated, "last_updated")
         self._check_time(time)
@@ -278,6 +292,10 @@ class Normalizer:
         try:
             old_changed = parse_time_us(old_state.get("last_changed"), "old_state.last_changed")
         except InvalidEvent:
+            return previous, None
+        if not MIN_TIME_US <= old_changed <= changed_at + self.future_tolerance_us:
+            # A previous state "changed" centuries away is a broken clock, not a duration
+            # (and past 2**53 µs a float no longer holds the microseconds exactly).
             return previous, None
         return previous, (changed_at - old_changed) / 1_000_000
 

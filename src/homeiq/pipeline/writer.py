@@ -1,17 +1,16 @@
 """The one writer: takes messages from the queue, normalizes and enriches them, and
-writes them to the sink in batches bounded by size and age.
+hands them to :class:`~homeiq.pipeline.delivery.Delivery` in batches bounded by size
+and age.
 
-Everything that is the same for every sink lives here, once: batching, retry with
-backoff for transient failures, isolating a bad row from a rejected batch, dead letters
-and metrics. A write runs while the next batch is being normalized, so the store and the
-CPU work overlap.
+Batching, dead letters for invalid messages and the durable watermark live here;
+retries, the circuit breaker and the outage spool live in the delivery wrapper. A batch
+is delivered while the next is being normalized, so the store and the CPU overlap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -19,13 +18,13 @@ from typing import Any
 
 import orjson
 
-from homeiq.errors import InvalidEvent, SinkRejected, TransientError
+from homeiq.errors import InvalidEvent
 from homeiq.metadata.store import MetadataStore
 from homeiq.model import DeadLetter, EventRecord, Source
 from homeiq.observability.metrics import Metrics
+from homeiq.pipeline.delivery import Delivery, keep_dead_letters, now_us
 from homeiq.pipeline.normalize import Normalizer
 from homeiq.pipeline.queue import EventQueue, Incoming
-from homeiq.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +32,23 @@ log = logging.getLogger(__name__)
 # the event loop normalizes; the sink runs them in order (one worker), and writes are
 # idempotent, so a retried batch landing after its successor changes nothing.
 MAX_BATCHES_IN_FLIGHT = 2
-RETRY_MIN_S = 0.5
-RETRY_MAX_S = 30.0
+
+__all__ = ["MAX_BATCHES_IN_FLIGHT", "Watermark", "Writer", "now_us", "payload_bytes"]
 
 
-def now_us() -> int:
-    """Wall-clock time in integer microseconds."""
-    return time.time_ns() // 1000
-
-
-def payload_bytes(message: object) -> bytes:
-    """A received message as bytes for the dead-letter table (JSON when it can be)."""
+def payload_bytes(message: object, raw: bytes | None = None) -> bytes:
+    """A received message as bytes for the dead-letter table: JSON when it can be, else
+    the frame it came in (``raw``), else its repr."""
     try:
         return orjson.dumps(message)
-    except TypeError:
+    except TypeError:  # orjson refuses non-str keys, and nesting past 254 levels
+        pass
+    if raw is not None:
+        return raw
+    try:
         return repr(message).encode()
+    except RecursionError:
+        return f"<a {type(message).__name__} nested too deeply to keep>".encode()
 
 
 class Writer:
@@ -56,7 +57,7 @@ class Writer:
     def __init__(
         self,
         queue: EventQueue,
-        sink: Sink,
+        delivery: Delivery,
         metadata: MetadataStore,
         normalizer: Normalizer,
         metrics: Metrics,
@@ -65,7 +66,8 @@ class Writer:
         batch_max_age_s: float,
     ) -> None:
         self.queue = queue
-        self.sink = sink
+        self.delivery = delivery
+        self.watermark = Watermark(metadata)
         self.metadata = metadata
         self.normalizer = normalizer
         self.metrics = metrics
@@ -73,7 +75,6 @@ class Writer:
         self.batch_max_age_s = batch_max_age_s
         self._stopping = asyncio.Event()
         self._in_flight: deque[asyncio.Task[None]] = deque()
-        self.entities_seen: set[str] = set()
         self._received = 0
 
     def stop(self) -> None:
@@ -88,7 +89,8 @@ class Writer:
                 if records or letters:
                     if len(self._in_flight) >= MAX_BATCHES_IN_FLIGHT:
                         await self._in_flight.popleft()
-                    self._in_flight.append(asyncio.create_task(self._flush(records, letters)))
+                    seq = self.watermark.begin(records)
+                    self._in_flight.append(asyncio.create_task(self._flush(seq, records, letters)))
         finally:
             while self._in_flight:
                 await self._in_flight.popleft()
@@ -146,8 +148,9 @@ class Writer:
                 raw = message.encode() if isinstance(message, str) else message
                 letters.append(DeadLetter("invalid_json", str(exc), raw, now_us()))
                 return
+            frame = message.encode() if isinstance(message, str) else message
             for one in parsed if isinstance(parsed, list) else (parsed,):
-                self._take_message(one, item.source, records, letters)
+                self._take_message(one, item.source, records, letters, frame)
         else:
             self._take_message(message, item.source, records, letters)
 
@@ -157,12 +160,18 @@ class Writer:
         source: Source,
         records: list[EventRecord],
         letters: list[DeadLetter],
+        frame: bytes | None = None,
     ) -> None:
         self._received += 1
         try:
             record = self.normalizer.message(message, source)
         except InvalidEvent as exc:
-            letters.append(self._letter(exc.reason, exc.detail, message))
+            letters.append(self._letter(exc.reason, exc.detail, message, frame=frame))
+            return
+        except Exception as exc:  # a bug must cost one message, never the pipeline
+            log.exception("normalizing a message failed")
+            detail = f"{type(exc).__name__} while normalizing"
+            letters.append(self._letter("normalize_failed", detail, message, frame=frame))
             return
         if record.dropped_attributes_bytes:
             # The state is stored without its attributes; the full message is kept too.
@@ -178,61 +187,77 @@ class Writer:
         records.append(record)
 
     def _letter(
-        self, reason: str, detail: str, message: object, entity_id: str | None = None
+        self,
+        reason: str,
+        detail: str,
+        message: object,
+        entity_id: str | None = None,
+        *,
+        frame: bytes | None = None,
     ) -> DeadLetter:
         if entity_id is None:
             entity_id = _entity_of(message)
-        return DeadLetter(reason, detail, payload_bytes(message), now_us(), entity_id)
+        return DeadLetter(reason, detail, payload_bytes(message, frame), now_us(), entity_id)
 
-    async def _flush(self, records: list[EventRecord], letters: list[DeadLetter]) -> None:
+    async def _flush(self, seq: int, records: list[EventRecord], letters: list[DeadLetter]) -> None:
         if records:
-            letters = letters + await self._write(records)
+            letters = letters + await self.delivery.deliver(records)
         if letters:
-            await asyncio.to_thread(self.metadata.add_dead_letters, letters)
-            for letter in letters:
-                self.metrics.events_rejected.labels(letter.reason).inc()
-                log.debug("dead-lettered %s: %s", letter.reason, letter.detail)
+            await keep_dead_letters(self.metadata, self.metrics, letters)
+        await self.watermark.done(seq)
 
-    async def _write(self, records: Sequence[EventRecord]) -> list[DeadLetter]:
-        """Write with retries; returns dead letters for rows the store refused for good."""
-        delay = RETRY_MIN_S
-        while True:
-            started = time.perf_counter()
-            try:
-                new = await self.sink.write(records)
-            except TransientError as exc:
-                self.metrics.sink_errors.labels("transient").inc()
-                log.warning("%s unavailable, retrying in %.1fs: %s", self.sink.name, delay, exc)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, RETRY_MAX_S)
-                continue
-            except SinkRejected as exc:
-                self.metrics.sink_errors.labels("permanent").inc()
-                return await self._isolate(records, exc)
-            break
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(records))
-        self.metrics.events_stored.inc(new)
-        self.metrics.events_duplicate.inc(len(records) - new)
-        self.metrics.last_event_time.set(max(r.time for r in records) / 1_000_000)
-        self.entities_seen.update(r.entity_id for r in records)
-        return []
+    async def deliver(self, records: list[EventRecord]) -> None:
+        """Store records that did not come through the queue (backfill), durably."""
+        letters = await self.delivery.deliver(records)
+        if letters:
+            await keep_dead_letters(self.metadata, self.metrics, letters)
 
-    async def _isolate(self, records: Sequence[EventRecord], exc: SinkRejected) -> list[DeadLetter]:
-        """Split a refused batch until the refused rows are alone; store all the others."""
-        if len(records) == 1:
-            record = records[0]
-            return [
-                DeadLetter(
-                    "sink_rejected",
-                    str(exc),
-                    orjson.dumps(record, default=str),
-                    now_us(),
-                    record.entity_id,
-                )
-            ]
-        middle = len(records) // 2
-        return await self._write(records[:middle]) + await self._write(records[middle:])
+
+class Watermark:
+    """The time up to which every received event is durable: stored, spooled or
+    dead-lettered. Batches finish out of order (two are in flight), so it only moves
+    over the finished prefix. Kept in metadata.db, it tells backfill after a crash or a
+    disconnect where the gap starts."""
+
+    KEY = "durable_until_us"
+
+    def __init__(self, metadata: MetadataStore) -> None:
+        self.metadata = metadata
+        stored = metadata.get(self.KEY)
+        self.value: int | None = int(stored) if stored is not None else None
+        self._next = 0
+        self._pending: dict[int, int | None] = {}  # seq -> newest time, once finished
+        self._oldest = 0  # first unfinished seq
+        self._max_time: dict[int, int | None] = {}
+        self._persist = asyncio.Lock()
+
+    def seed(self, value: int) -> None:
+        """Start from ``value`` when nothing was ever stored (a new data directory)."""
+        if self.value is None:
+            self.value = value
+            self.metadata.put(self.KEY, str(value))
+
+    def begin(self, records: Sequence[EventRecord]) -> int:
+        """Register a batch about to be delivered; returns its sequence number."""
+        seq = self._next
+        self._next += 1
+        self._max_time[seq] = max((r.time for r in records), default=None)
+        return seq
+
+    async def done(self, seq: int) -> None:
+        """Mark a batch durable; moves (and saves) the watermark over finished batches."""
+        self._pending[seq] = self._max_time.pop(seq)
+        moved = False
+        while self._oldest in self._pending:
+            newest = self._pending.pop(self._oldest)
+            self._oldest += 1
+            if newest is not None and (self.value is None or newest > self.value):
+                self.value, moved = newest, True
+        if moved:
+            async with self._persist:  # one save at a time, always the latest value
+                value = self.value
+                if value is not None:
+                    await asyncio.to_thread(self.metadata.put, self.KEY, str(value))
 
 
 def _entity_of(message: object) -> str | None:

@@ -17,6 +17,10 @@ class Raw(bytes):
     """A frame queued by :meth:`Simulator.inject_raw`: sent alone and verbatim."""
 
 
+class RawBinary(Raw):
+    """A :class:`Raw` frame sent as a BINARY frame (``inject_raw(..., binary=True)``)."""
+
+
 class Conn:
     """One WebSocket client: its send queue, subscriptions and writer task."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from homeiq.ha.simulator.connection import Raw
+from homeiq.ha.simulator.connection import Raw, RawBinary
 from homeiq.ha.simulator.core import MSG_FMT
 from homeiq.ha.simulator.stream import Stream
 
@@ -43,9 +43,14 @@ class Hooks(Stream):
         self._stats.dropped_connections += len(conns)
         return len(conns)
 
-    def inject_raw(self, frames: Iterable[str | bytes]) -> int:
-        """Send text frames verbatim to every authenticated client; returns clients reached."""
-        payloads = [Raw(f.encode() if isinstance(f, str) else f) for f in frames]
+    def inject_raw(self, frames: Iterable[str | bytes], *, binary: bool = False) -> int:
+        """Send frames verbatim to every authenticated client; returns clients reached.
+
+        They go out as TEXT frames, or as BINARY frames with ``binary`` (which a real HA
+        never sends).
+        """
+        kind = RawBinary if binary else Raw
+        payloads = [kind(f.encode() if isinstance(f, str) else f) for f in frames]
         reached = 0
         for conn in self._conns:
             if conn.authed and not conn.closing:

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from homeiq.ha.simulator.behaviour import set_light
-from homeiq.ha.simulator.connection import CLOSE_TIMEOUT_S, QUEUE_LOW, Conn, Raw
+from homeiq.ha.simulator.connection import CLOSE_TIMEOUT_S, QUEUE_LOW, Conn, Raw, RawBinary
 from homeiq.ha.simulator.core import HA_VERSION
 from homeiq.ha.simulator.stream import Stream
 
@@ -121,14 +121,17 @@ class WebSocketAPI(Stream):
                     conn.wake.clear()
                     await conn.wake.wait()
                     continue
+                opcode = text
                 if conn.raw_pending:
                     frame, n = self._take_mixed(conn)
+                    if type(frame) is RawBinary:
+                        frame, opcode = bytes(frame), WSMsgType.BINARY
                 elif conn.coalesce and len(queue) > 1:
                     n = min(len(queue), COALESCE_MAX)
                     frame = b"[" + b",".join([pop() for _ in range(n)]) + b"]"
                 else:
                     frame, n = pop(), 1
-                await ws.send_frame(frame, text)
+                await ws.send_frame(frame, opcode)
                 stats.frames_sent += 1
                 stats.messages_sent += n
                 stats.bytes_sent += len(frame)
@@ -143,13 +146,13 @@ class WebSocketAPI(Stream):
         """Next frame when injected raw frames are queued: they go out alone, in order."""
         queue = conn.queue
         first = queue.popleft()
-        if type(first) is Raw:
+        if isinstance(first, Raw):
             conn.raw_pending -= 1
-            return bytes(first), 0
+            return (first if type(first) is RawBinary else bytes(first)), 0
         if not conn.coalesce or not queue:
             return first, 1
         batch = [first]
-        while queue and len(batch) < COALESCE_MAX and type(queue[0]) is not Raw:
+        while queue and len(batch) < COALESCE_MAX and not isinstance(queue[0], Raw):
             batch.append(queue.popleft())
         return (b"[" + b",".join(batch) + b"]" if len(batch) > 1 else first), len(batch)
 

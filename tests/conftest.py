@@ -25,3 +25,6 @@ def no_leaked_threads() -> Iterator[None]:
             break
         time.sleep(0.02)
     assert not leaked, f"test left threads running: {[t.name for t in leaked]}"
+
+
+from tests.support.influxdb import influxdb, influxdb_database  # noqa: E402, F401

@@ -15,9 +15,9 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -27,7 +27,11 @@ from homeiq.observability.logging import setup_logging
 from homeiq.pipeline.normalize import format_time_us
 from homeiq.runtime import Runtime, ha_source
 from homeiq.settings import Settings, load_settings, redacted
-from homeiq.sinks.sqlite import EVENTS_DB, SQLiteEventStore
+from homeiq.sinks.base import EventReader
+from homeiq.sinks.influxdb import InfluxDBReader
+from homeiq.sinks.sqlite import EVENTS_DB, AsyncStore, SQLiteEventStore
+
+T = TypeVar("T")
 
 log = logging.getLogger("homeiq")
 
@@ -168,11 +172,26 @@ def cmd_simulate(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_events(settings: Settings) -> SQLiteEventStore:
+def _read(settings: Settings, query: Callable[[EventReader], Coroutine[Any, Any, T]]) -> T:
+    """Run one query against the configured store, read-only."""
+    if settings.store == "influxdb":
+
+        async def over_http() -> T:
+            reader = InfluxDBReader.from_settings(settings)
+            try:
+                return await query(reader)
+            finally:
+                await reader.close()
+
+        return asyncio.run(over_http())
     path = settings.data_dir / EVENTS_DB
     if not path.exists():
         raise ConfigError("HOMEIQ_DATA_DIR", f"no event store at {path} (run homeiq first)")
-    return SQLiteEventStore(path, readonly=True)
+    store = SQLiteEventStore(path, readonly=True)
+    try:
+        return asyncio.run(query(AsyncStore(store)))
+    finally:
+        store.close()
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -186,11 +205,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
     """Print an entity's stored history as a table."""
-    store = _open_events(settings)
-    try:
-        records = store.history(args.entity_id, args.since, args.until, args.limit)
-    finally:
-        store.close()
+    records = _read(
+        settings, lambda reader: reader.history(args.entity_id, args.since, args.until, args.limit)
+    )
     if not records:
         print(f"no events for {args.entity_id} in that range")
         return 0
@@ -213,11 +230,7 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
     """Print counts per domain and area and the last event time."""
-    store = _open_events(settings)
-    try:
-        summary = store.summary()
-    finally:
-        store.close()
+    summary = _read(settings, lambda reader: reader.summary())
     rejected: dict[str, int] = {}
     if (settings.data_dir / METADATA_DB).exists():
         meta = MetadataStore.in_dir(settings.data_dir, readonly=True)

@@ -14,15 +14,22 @@ import logging
 from dataclasses import dataclass
 
 from homeiq.errors import ConfigError
+from homeiq.ha.backfill import Backfiller
 from homeiq.ha.client import HAClient
+from homeiq.ha.gaps import GapFiller
 from homeiq.ha.sync import RegistrySync
 from homeiq.metadata.registry import Registry
 from homeiq.metadata.store import MetadataStore
 from homeiq.observability.metrics import Metrics
+from homeiq.pipeline.breaker import CircuitBreaker
+from homeiq.pipeline.delivery import Delivery
 from homeiq.pipeline.normalize import Normalizer
 from homeiq.pipeline.queue import EventQueue
+from homeiq.pipeline.spool import Spool
 from homeiq.pipeline.writer import Writer
 from homeiq.settings import Settings
+from homeiq.sinks.base import EventReader, Sink
+from homeiq.sinks.influxdb import InfluxDBReader, InfluxDBSink
 from homeiq.sinks.sqlite import SQLiteSink
 
 log = logging.getLogger(__name__)
@@ -50,6 +57,14 @@ def ha_source(settings: Settings) -> tuple[str, str]:
     return settings.ha_url, settings.ha_token.get_secret_value()
 
 
+def open_stores(settings: Settings) -> tuple[Sink, EventReader]:
+    """The configured event store: its sink (writes) and its reader (queries)."""
+    if settings.store == "influxdb":
+        return InfluxDBSink.from_settings(settings), InfluxDBReader.from_settings(settings)
+    sqlite = SQLiteSink(settings.data_dir, writer=settings.sqlite_writer)
+    return sqlite, sqlite
+
+
 class Runtime:
     """Owns every long-lived component of one HomeIQ process."""
 
@@ -65,7 +80,27 @@ class Runtime:
         self.metadata = MetadataStore.in_dir(settings.data_dir)
         # Enrich with the last known registry until Home Assistant answers.
         self.registry = Registry(self.metadata.load_registry())
-        self.sink = SQLiteSink(settings.data_dir, writer=settings.sqlite_writer)
+        self.sink, self.reader = open_stores(settings)
+        self.spool = Spool.in_dir(
+            settings.data_dir,
+            max_bytes=settings.spool_max_bytes,
+            policy=settings.spool_full_policy,
+            metrics=self.metrics,
+        )
+        self.breaker = CircuitBreaker(
+            self.sink.name,
+            failures=settings.sink_breaker_failures,
+            reset_s=settings.sink_breaker_reset_s,
+            metrics=self.metrics,
+        )
+        self.delivery = Delivery(
+            self.sink,
+            self.spool,
+            self.breaker,
+            self.metadata,
+            self.metrics,
+            retry_attempts=settings.sink_retry_attempts,
+        )
         self.queue = EventQueue(settings.queue_max_events, self.metrics)
         self.normalizer = Normalizer(
             placement_of=self.registry.placement_of,
@@ -74,7 +109,7 @@ class Runtime:
         )
         self.writer = Writer(
             self.queue,
-            self.sink,
+            self.delivery,
             self.metadata,
             self.normalizer,
             self.metrics,
@@ -83,12 +118,36 @@ class Runtime:
         )
         self.sync = RegistrySync(self.metadata, self.registry)
         self.client: HAClient | None = None
+        self.backfiller: Backfiller | None = None
+        self.gaps: GapFiller | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._client_task: asyncio.Task[None] | None = None
+        self._gaps_task: asyncio.Task[None] | None = None
 
     def connect_to(self, url: str, token: str) -> None:
         """Configure the Home Assistant source (before :meth:`start`)."""
         s = self.settings
+        if s.backfill:
+            self.backfiller = Backfiller(
+                url,
+                token,
+                normalizer=self.normalizer,
+                metadata=self.metadata,
+                metrics=self.metrics,
+                stored_keys=self.reader.keys,
+                emit=self.writer.deliver,
+                known_entities=self._known_entities,
+                entities_per_request=s.backfill_entities_per_request,
+                max_age_s=s.backfill_max_days * 86400,
+            )
+            self.gaps = GapFiller(
+                self.metadata,
+                self.backfiller.fill,
+                watermark=self.writer.watermark,
+                store_ready=self.delivery.wait_drained,
+                overlap_s=s.backfill_overlap_s,
+            )
+            self.delivery.on_gap = self.gaps.wake
         self.client = HAClient(
             url,
             token,
@@ -96,11 +155,17 @@ class Runtime:
             self.metrics,
             on_connected=self.sync.on_connected,
             on_registry_event=self.sync.on_registry_event,
+            on_subscribed=self.gaps.on_subscribed if self.gaps is not None else None,
             reconnect_min_s=s.ha_reconnect_min_s,
             reconnect_max_s=s.ha_reconnect_max_s,
             heartbeat_s=s.ha_heartbeat_s,
             heartbeat_timeout_s=s.ha_heartbeat_timeout_s,
         )
+
+    async def _known_entities(self) -> list[str]:
+        """Entities to ask Home Assistant's history about besides its current ones."""
+        known = {e.entity_id for e in self.metadata.load_registry().entities}
+        return sorted(known | self.delivery.entities_seen)
 
     def connect_from_settings(self) -> None:
         """Configure the source from ``HOMEIQ_HA_URL`` and ``HOMEIQ_HA_TOKEN``."""
@@ -109,7 +174,11 @@ class Runtime:
     async def start(self) -> None:
         """Open the store, then start the writer and the source."""
         await self.sink.open()
+        self.delivery.start()
         self._writer_task = asyncio.create_task(self.writer.run(), name="writer")
+        if self.gaps is not None:
+            self._gaps_task = asyncio.create_task(self.gaps.run(), name="backfill")
+            self.gaps.wake()  # gaps a previous run left (spool drops, an unfinished fill)
         if self.client is not None:
             self._client_task = asyncio.create_task(self.client.run(), name="ha-client")
 
@@ -126,25 +195,42 @@ class Runtime:
             self._client_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._client_task
+        if self._gaps_task is not None:
+            self._gaps_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._gaps_task
+        if self.backfiller is not None:
+            await self.backfiller.close()
         await self.sync.close()
         self.writer.stop()
-        if self._writer_task is not None:
-            try:
-                await asyncio.wait_for(
-                    asyncio.shield(self._writer_task), self.settings.shutdown_deadline_s
-                )
-            except TimeoutError:
-                log.error(
-                    "shutdown deadline (%.0fs) passed with %d events still queued; they were"
-                    " not written (raise HOMEIQ_SHUTDOWN_DEADLINE_S)",
-                    self.settings.shutdown_deadline_s,
-                    self.queue.qsize(),
-                )
-                self._writer_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._writer_task
-        await self.sink.close()
-        self.metadata.close()
+        try:
+            await self._drain_writer()
+        finally:
+            # Whatever happened to the writer, the stores close: no thread outlives us.
+            await self.delivery.stop()
+            await self.sink.close()
+            if self.reader is not self.sink:  # type: ignore[comparison-overlap]  # SQLite: one
+                await self.reader.close()
+            self.spool.close()
+            self.metadata.close()
+
+    async def _drain_writer(self) -> None:
+        if self._writer_task is None:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(self._writer_task), self.settings.shutdown_deadline_s
+            )
+        except TimeoutError:
+            log.error(
+                "shutdown deadline (%.0fs) passed with %d events still queued; they were"
+                " not written (raise HOMEIQ_SHUTDOWN_DEADLINE_S)",
+                self.settings.shutdown_deadline_s,
+                self.queue.qsize(),
+            )
+            self._writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer_task
 
     def stats(self) -> LiveStats:
         """Counters as they are now."""
@@ -154,7 +240,7 @@ class Runtime:
             stored=int(m.value("homeiq_events_stored_total")),
             duplicates=int(m.value("homeiq_events_duplicate_total")),
             rejected=int(m.rejected_total()),
-            entities=len(self.writer.entities_seen),
+            entities=len(self.delivery.entities_seen),
             queue_depth=self.queue.qsize(),
             ha_connected=self.client is not None and self.client.connected.is_set(),
         )

@@ -4,10 +4,6 @@ stored exactly once, with its context, and enriched from HA's own registry."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +15,7 @@ from homeiq.metadata.store import MetadataStore
 from homeiq.pipeline.normalize import parse_time_us
 from homeiq.sinks.sqlite import SQLiteEventStore
 from tests.support.homeassistant import HAWebSocket, HomeAssistantInstance
+from tests.support.process import HomeIQProcess
 
 pytestmark = pytest.mark.homeassistant
 
@@ -27,55 +24,9 @@ COUNTER_CHANGES = 300
 OUR_SENSORS = [f"sensor.homeiq_capture_{i}" for i in range(4)]
 
 
-class HomeIQProcess:
-    """`homeiq run` as a real subprocess, configured through the environment."""
-
-    def __init__(self, ha: HomeAssistantInstance, data_dir: Path) -> None:
-        token_file = data_dir.parent / "ha_token"
-        token_file.write_text(ha.token + "\n")
-        token_file.chmod(0o600)
-        self.data_dir = data_dir
-        self.log_path = data_dir.parent / "homeiq.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEIQ_")}
-        env.update(
-            HOMEIQ_HA_URL=ha.url,
-            HOMEIQ_HA_TOKEN_FILE=str(token_file),
-            HOMEIQ_DATA_DIR=str(data_dir),
-            HOMEIQ_BATCH_MAX_AGE_S="0.2",
-        )
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "homeiq.cli", "run"],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def wait_for_log(self, text: str, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while text not in self.log():
-            assert self.proc.poll() is None, f"homeiq exited early:\n{self.log()}"
-            assert time.monotonic() < deadline, f"no {text!r} in log:\n{self.log()}"
-            await asyncio.sleep(0.1)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._log.close()
-
-
 @pytest.fixture
 def homeiq(real_ha: HomeAssistantInstance, tmp_path: Path) -> Iterator[HomeIQProcess]:
-    process = HomeIQProcess(real_ha, tmp_path / "data")
+    process = HomeIQProcess(real_ha.url, real_ha.token, tmp_path / "data")
     try:
         yield process
     finally:

@@ -263,6 +263,26 @@ def test_duration_uses_new_last_changed_not_last_updated() -> None:
     assert record.time == _us("2026-11-25T20:00:30+00:00")
 
 
+@pytest.mark.parametrize(
+    ("old_changed", "new_changed"),
+    [
+        ("2026-11-25T21:00:00+00:00", "2026-11-25T20:00:00+00:00"),  # time ran backwards
+        ("1455-01-01T00:00:00+00:00", "2026-11-25T20:00:00+00:00"),  # before 2000
+        ("2026-11-25T20:00:00+00:00", "2600-01-01T00:00:00+00:00"),  # > 2**53 µs
+    ],
+)
+def test_impossible_spans_keep_previous_state_without_duration(
+    old_changed: str, new_changed: str
+) -> None:
+    message = temperature_change()
+    old, new = _data(message)["old_state"], _data(message)["new_state"]
+    old["last_changed"] = old_changed
+    new["last_changed"] = new_changed
+    record = normalizer().message(message)
+    assert record.previous_state == "21.98"
+    assert record.duration_in_state_s is None
+
+
 @pytest.mark.parametrize("bad", [None, 17, "garbage", "2026-11-25T20:00:00"])
 def test_unparseable_old_last_changed_keeps_previous_state_without_duration(bad: Any) -> None:
     message = temperature_change()

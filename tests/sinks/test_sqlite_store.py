@@ -78,6 +78,18 @@ def test_first_write_of_a_key_wins(store: SQLiteEventStore) -> None:
     assert [r.state for r in store.all_records()] == ["first"]
 
 
+def test_a_live_row_replaces_a_backfilled_one_never_the_reverse(store: SQLiteEventStore) -> None:
+    backfilled = rec(state="on", source=Source.BACKFILL, attributes={"from": "history"})
+    live = rec(state="on", context_id="01HQZXRJ5BDB2D5X0FJ8Q6W2V4", attributes={"full": True})
+    assert store.write([backfilled]) == 1
+    assert store.write([live]) == 1  # the live copy, with its context, takes the key
+    assert store.write([backfilled]) == 0  # and backfill never takes it back
+    assert store.write([live]) == 0
+    (stored,) = store.all_records()
+    assert (stored.source, stored.context_id) == (Source.LIVE, live.context_id)
+    assert stored.attributes == {"full": True}
+
+
 def test_empty_batch(store: SQLiteEventStore) -> None:
     assert store.write([]) == 0
     assert store.all_records() == []

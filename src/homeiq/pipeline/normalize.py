@@ -38,6 +38,9 @@ PlacementLookup = Callable[[str], Placement]
 KNOWN_ENTITIES_MAX = 100_000
 
 
+_MAX_SPAN_US = 2**53  # ~285 years: the largest span a float holds to the microsecond
+
+
 def describe(value: Any, limit: int = 80) -> str:
     """A short, safe rendering of a received value for an error detail: strings and
     numbers as they are (truncated), anything else by type. ``str()`` of hostile input
@@ -293,11 +296,12 @@ class Normalizer:
             old_changed = parse_time_us(old_state.get("last_changed"), "old_state.last_changed")
         except InvalidEvent:
             return previous, None
-        if not MIN_TIME_US <= old_changed <= changed_at + self.future_tolerance_us:
-            # A previous state "changed" centuries away is a broken clock, not a duration
-            # (and past 2**53 µs a float no longer holds the microseconds exactly).
+        span = changed_at - old_changed
+        if old_changed < MIN_TIME_US or not 0 <= span < _MAX_SPAN_US:
+            # Time running backwards, or a state "held" for centuries, is a broken clock,
+            # not a duration (and past 2**53 µs a float drops microseconds).
             return previous, None
-        return previous, (changed_at - old_changed) / 1_000_000
+        return previous, span / 1_000_000
 
     def _check_time(self, time: int) -> None:
         now_us = int(self._clock() * 1_000_000)

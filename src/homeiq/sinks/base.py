@@ -55,3 +55,14 @@ class EventReader(Protocol):
 
     async def last_event_time(self) -> int | None:
         """Time of the newest stored event, or None when empty."""
+
+    async def keys(
+        self,
+        entity_ids: Sequence[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> set[tuple[str, int]]:
+        """Stored (entity_id, time) with ``start <= time <= end``; None = all / unbounded."""
+
+    async def close(self) -> None:
+        """Release resources (a reader that is also the sink closes once, as the sink)."""

@@ -171,6 +171,11 @@ class Simulator(Hooks, RestAPI, WebSocketAPI):
         return len(self._conns)
 
     @property
+    def state_subscribers(self) -> int:
+        """Subscriptions to state_changed right now (tests wait for a client's)."""
+        return len(self._sc_targets)
+
+    @property
     def finished(self) -> bool:
         """True once ``count`` events were generated."""
         return self._finished.is_set()

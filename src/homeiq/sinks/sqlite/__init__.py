@@ -29,7 +29,7 @@ from homeiq.model import EventRecord
 from homeiq.sinks.base import StoreSummary
 from homeiq.sinks.sqlite.store import EVENTS_DB, SQLiteEventStore, Wire, to_wire
 
-__all__ = ["EVENTS_DB", "SQLiteEventStore", "SQLiteSink", "Wire", "to_wire"]
+__all__ = ["EVENTS_DB", "AsyncStore", "SQLiteEventStore", "SQLiteSink", "Wire", "to_wire"]
 
 log = logging.getLogger(__name__)
 
@@ -171,3 +171,52 @@ class SQLiteSink:
         """Time of the newest stored event."""
         last: int | None = await self._call("last_event_time")
         return last
+
+    async def keys(
+        self,
+        entity_ids: Sequence[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> set[tuple[str, int]]:
+        """Stored (entity_id, time) with ``start <= time <= end``; None = all / unbounded."""
+        ids = None if entity_ids is None else list(entity_ids)  # a plain list pickles
+        found: set[tuple[str, int]] = await self._call("keys", ids, start, end)
+        return found
+
+
+class AsyncStore:
+    """An :class:`~homeiq.sinks.base.EventReader` over an open :class:`SQLiteEventStore`.
+
+    For tools that read a few rows (the CLI): the queries run on the calling thread,
+    which is the store's own, so the event loop waits for each. Not for the pipeline.
+    """
+
+    def __init__(self, store: SQLiteEventStore) -> None:
+        self.store = store
+
+    async def history(
+        self, entity_id: str, start: int | None, end: int | None, limit: int
+    ) -> list[EventRecord]:
+        """Events of one entity, oldest first."""
+        return self.store.history(entity_id, start, end, limit)
+
+    async def summary(self) -> StoreSummary:
+        """Totals per domain, area and source."""
+        return self.store.summary()
+
+    async def last_event_time(self) -> int | None:
+        """Time of the newest stored event."""
+        return self.store.last_event_time()
+
+    async def keys(
+        self,
+        entity_ids: Sequence[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> set[tuple[str, int]]:
+        """Stored (entity_id, time) with ``start <= time <= end``; None = all / unbounded."""
+        return self.store.keys(entity_ids, start, end)
+
+    async def close(self) -> None:
+        """Close the store (closing it again, as its owner may, is harmless)."""
+        self.store.close()

@@ -34,7 +34,18 @@ EVENTS_DB = "events.db"
 ATTRIBUTE_CACHE_SIZE = 8192
 _NOWHERE = (None, None, None)
 
-_INSERT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Idempotent on (entity, time). One exception: a live row replaces a backfilled one, so
+# whichever arrives first, the row with the real context ids and attributes wins.
+_COLUMNS = (
+    "state, value, previous_state, last_changed, duration_us, attributes, placement,"
+    " context_id, context_parent_id, context_user, origin, source, dropped_attributes_bytes"
+)
+_INSERT = (
+    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f" ON CONFLICT (entity, time) DO UPDATE SET ({_COLUMNS}) = ("
+    + ", ".join(f"excluded.{c.strip()}" for c in _COLUMNS.split(","))
+    + f") WHERE excluded.source = {int(Source.LIVE)} AND events.source <> {int(Source.LIVE)}"
+)
 _SELECT = """
 SELECT n.entity_id, e.time, e.state, e.value, e.previous_state, e.last_changed,
        e.duration_us, a.json, a.codec, e.context_id, e.context_parent_id, u.user_id,
@@ -188,7 +199,8 @@ class SQLiteEventStore:
                     attribute_ids = self._attribute_ids(batch)
                     rows = [self._row(r, a) for r, a in zip(batch, attribute_ids, strict=True)]
                     cursor = conn.executemany(_INSERT, rows)
-                # executemany's rowcount sums the inserts; OR IGNORE'd duplicates add 0.
+                # executemany's rowcount sums inserts (and live-over-backfill updates);
+                # duplicates add 0.
                 return cursor.rowcount
             except (sqlite3.Error, ValueError, OverflowError) as exc:
                 # Ids cached during the rolled-back transaction no longer exist: reload.
@@ -317,12 +329,35 @@ class SQLiteEventStore:
             ).fetchall()
         return [_record(row) for row in rows]
 
-    def keys(self) -> set[tuple[str, int]]:
-        """Every stored (entity_id, time): the idempotency keys, for tests and audits."""
+    def keys(
+        self,
+        entity_ids: Sequence[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> set[tuple[str, int]]:
+        """Stored (entity_id, time) with ``start <= time <= end``; None = all / unbounded.
+
+        The idempotency keys: backfill skips what is stored; tests and audits compare.
+        """
+        low = -(2**63) if start is None else start
+        high = 2**63 - 1 if end is None else end
+        sql = (
+            "SELECT n.entity_id, e.time FROM events e JOIN entities n ON n.id = e.entity"
+            " WHERE e.time >= ? AND e.time <= ?"
+        )
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT n.entity_id, e.time FROM events e JOIN entities n ON n.id = e.entity"
-            ).fetchall()
+            if entity_ids is None:
+                rows = self._conn.execute(sql, (low, high)).fetchall()
+            else:
+                # By name, not the id cache: a read-only store may be older than the rows.
+                wanted = list(dict.fromkeys(entity_ids))
+                rows = []
+                for first in range(0, len(wanted), 500):  # under SQLite's variable limit
+                    chunk = wanted[first : first + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows += self._conn.execute(
+                        f"{sql} AND n.entity_id IN ({marks})", (low, high, *chunk)
+                    ).fetchall()
         return {(str(e), int(t)) for e, t in rows}
 
     def all_records(self) -> list[EventRecord]:

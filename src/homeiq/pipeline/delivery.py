@@ -159,7 +159,7 @@ class Delivery:
         """Split a refused batch until the refused rows are alone; store all the others."""
         if len(records) == 1:
             record = records[0]
-            payload = orjson.dumps(record, default=str)
+            payload = orjson.dumps(record, default=_plain)
             return [DeadLetter("sink_rejected", str(exc), payload, now_us(), record.entity_id)]
         middle = len(records) // 2
         return await self._write(records[:middle]) + await self._write(records[middle:])
@@ -236,6 +236,13 @@ class Delivery:
             await asyncio.to_thread(self.spool.remove, batch.id)
             if self.spool.empty:
                 log.info("spool drained: %s has every spooled event", self.sink.name)
+
+
+def _plain(value: object) -> str:
+    """JSON for what orjson cannot write itself (a record's attributes_json bytes)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 async def keep_dead_letters(

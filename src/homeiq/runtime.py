@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -65,6 +66,54 @@ def open_stores(settings: Settings) -> tuple[Sink, EventReader]:
     return sqlite, sqlite
 
 
+GC_INTERVAL_S = 30.0
+
+
+class GarbageCollection:
+    """Cyclic GC on a schedule instead of every 700 allocations.
+
+    The pipeline allocates tens of thousands of short-lived JSON dicts a second and holds
+    batches of records long enough for them to be promoted, so the automatic collector
+    keeps walking them: about a fifth of the main process's CPU in the InfluxDB
+    benchmark (14k -> 17k events/s without it). Almost nothing here forms reference
+    cycles (reference counting frees the rest at once), so HomeIQ freezes what start-up
+    allocated, turns the automatic collector off, and runs a full collection every
+    ``GC_INTERVAL_S`` to reclaim the few cycles there are (asyncio tracebacks, mostly).
+    Nested runtimes (tests) share one schedule; the last one out restores the collector.
+    """
+
+    users = 0
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Take over collection for as long as this runtime runs."""
+        if GarbageCollection.users == 0:
+            gc.freeze()
+            gc.disable()
+        GarbageCollection.users += 1
+        self._task = asyncio.create_task(self._collect(), name="gc")
+
+    async def _collect(self) -> None:
+        while True:
+            await asyncio.sleep(GC_INTERVAL_S)
+            gc.collect()
+
+    async def stop(self) -> None:
+        """Stop collecting on a schedule; the last runtime hands GC back to Python."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        GarbageCollection.users -= 1
+        if GarbageCollection.users == 0:
+            gc.unfreeze()
+            gc.enable()
+
+
 class Runtime:
     """Owns every long-lived component of one HomeIQ process."""
 
@@ -117,6 +166,7 @@ class Runtime:
             batch_max_age_s=settings.batch_max_age_s,
         )
         self.sync = RegistrySync(self.metadata, self.registry)
+        self.gc = GarbageCollection()
         self.client: HAClient | None = None
         self.backfiller: Backfiller | None = None
         self.gaps: GapFiller | None = None
@@ -173,6 +223,7 @@ class Runtime:
 
     async def start(self) -> None:
         """Open the store, then start the writer and the source."""
+        self.gc.start()
         await self.sink.open()
         self.delivery.start()
         self._writer_task = asyncio.create_task(self.writer.run(), name="writer")
@@ -213,6 +264,7 @@ class Runtime:
                 await self.reader.close()
             self.spool.close()
             self.metadata.close()
+            await self.gc.stop()
 
     async def _drain_writer(self) -> None:
         if self._writer_task is None:

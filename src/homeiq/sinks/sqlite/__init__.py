@@ -11,6 +11,7 @@ pickle cheaply. ``HOMEIQ_SQLITE_WRITER=thread`` keeps everything in one process.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -38,6 +39,8 @@ PARENT_CHECK_S = 0.5
 
 # The writer process's one store, opened by the first task it runs.
 _WORKER_STORE: SQLiteEventStore | None = None
+_CALLS = 0
+GC_EVERY_CALLS = 100  # a full collection every ~100 batches (a few cycles at most)
 
 
 def _worker_init() -> None:
@@ -48,6 +51,10 @@ def _worker_init() -> None:
     threading.Thread(
         target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
     ).start()
+    # Batches of tuples, freed by reference counting: the automatic cyclic GC would only
+    # walk them. Collect now and then instead (see _worker_call).
+    gc.freeze()
+    gc.disable()
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -65,7 +72,11 @@ def _worker_open(data_dir: str) -> None:
 
 
 def _worker_call(method: str, *args: Any) -> Any:
+    global _CALLS  # the writer process's own counter
     assert _WORKER_STORE is not None, "writer process not initialised"
+    _CALLS += 1
+    if _CALLS % GC_EVERY_CALLS == 0:
+        gc.collect()
     return getattr(_WORKER_STORE, method)(*args)
 
 

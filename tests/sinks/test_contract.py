@@ -2,68 +2,25 @@
 
 Each test runs against SQLite in tmp_path (its writer in a thread, its writer in a
 process, and read through a second read-only connection as the CLI reads) and a real
-InfluxDB 1.6.7 (a fresh database). A new backend passes this file before it is wired in.
+InfluxDB 1.6.7 (a fresh database): the ``backend`` fixture of tests/sinks/conftest.py.
+A new backend passes this file and test_contract_queries.py (the API's queries) before
+it is wired in.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from homeiq.model import EventRecord, Origin, Source
-from homeiq.sinks.base import EventReader, Sink, StoreSummary
-from homeiq.sinks.influxdb import InfluxDBReader, InfluxDBSink
-from homeiq.sinks.sqlite import AsyncStore, SQLiteEventStore, SQLiteSink
-from tests.support.influxdb import T0, S, event, influx_settings
-
-
-@dataclass
-class Backend:
-    name: str
-    sink: Sink
-    reader: EventReader
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        "sqlite-process",
-        "sqlite-readonly",
-        pytest.param("influxdb", marks=pytest.mark.influxdb),
-    ]
-)
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param in ("sqlite", "sqlite-process"):
-        sqlite = SQLiteSink(tmp_path, writer="process" if "process" in request.param else "thread")
-        await sqlite.open()
-        yield Backend(request.param, sqlite, sqlite)
-        await sqlite.close()
-        return
-    if request.param == "sqlite-readonly":  # what the CLI reads with, from a second connection
-        sqlite = SQLiteSink(tmp_path, writer="thread")
-        await sqlite.open()
-        reader = AsyncStore(SQLiteEventStore.in_dir(tmp_path, readonly=True))
-        yield Backend("sqlite-readonly", sqlite, reader)
-        await reader.close()
-        await sqlite.close()
-        return
-    server = request.getfixturevalue("influxdb")
-    settings = influx_settings(server.url, request.getfixturevalue("influxdb_database"))
-    sink = InfluxDBSink.from_settings(settings)
-    reader = InfluxDBReader.from_settings(settings, page_size=5)
-    await sink.open()
-    yield Backend("influxdb", sink, reader)
-    await sink.close()
-    await reader.close()
+from homeiq.sinks.base import StoreSummary
+from tests.sinks.conftest import Backend
+from tests.support.influxdb import T0, S, event
 
 
 async def test_written_records_read_back_equal(backend: Backend) -> None:

@@ -69,6 +69,8 @@ class Delivery:
         self.retry_attempts = retry_attempts
         self.entities_seen: set[str] = set()
         self.on_gap: Callable[[], None] | None = None  # backfill's wake-up
+        # Told about every batch the store took (rollups follow the stored events).
+        self.on_stored: Callable[[Sequence[EventRecord]], None] | None = None
         self._spooled = asyncio.Event()  # set while the spool may hold batches
         self._drained = asyncio.Event()  # set while the spool is empty
         self._drain_task: asyncio.Task[None] | None = None
@@ -153,6 +155,8 @@ class Delivery:
         self.metrics.events_duplicate.inc(len(records) - new)
         self.metrics.last_event_time.set(max(r.time for r in records) / 1_000_000)
         self.entities_seen.update(r.entity_id for r in records)
+        if self.on_stored is not None:
+            self.on_stored(records)
         return []
 
     async def _isolate(self, records: Sequence[EventRecord], exc: SinkRejected) -> list[DeadLetter]:

@@ -16,7 +16,8 @@ from homeiq.sinks.influxdb.lineprotocol import (
     escape_string_field,
     escape_tag_value,
 )
-from homeiq.sinks.influxdb.reader import InfluxDBQueryError, InfluxDBReader, record_from_point
+from homeiq.sinks.influxdb.points import record_from_point
+from homeiq.sinks.influxdb.reader import InfluxDBQueryError, InfluxDBReader
 from homeiq.sinks.influxdb.sink import InfluxDBConfig, InfluxDBSink, quote_ident, quote_literal
 
 __all__ = [

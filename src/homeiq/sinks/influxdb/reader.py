@@ -8,7 +8,10 @@ escaped (:func:`quote_literal`, :func:`quote_ident`), entity ids included.
 Results are read a page at a time with a time cursor (``time > last ORDER BY time LIMIT
 n``) per entity: within one entity a time is unique, so the cursor never skips a point,
 and no response holds more than a page. A point an entity wrote twice at the same time
-in two series (it moved area between the writes) is returned once.
+in two series (it moved area between the writes) is returned once. The API's queries
+(event pages, multi-entity history, context traces, activity) are in
+:mod:`~homeiq.sinks.influxdb.queries`; points become records in
+:mod:`~homeiq.sinks.influxdb.points`.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from typing import Any
 import orjson
 
 from homeiq.errors import PermanentError
-from homeiq.model import EventRecord, Origin, Source
+from homeiq.model import EventRecord, Source
 from homeiq.settings import Settings
-from homeiq.sinks.base import StoreSummary
+from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
+from homeiq.sinks.influxdb import queries
 from homeiq.sinks.influxdb.lineprotocol import decode_tag_value, encode_tag_value
+from homeiq.sinks.influxdb.points import Point, points_of, record_from_point, tag, time_ns
 from homeiq.sinks.influxdb.sink import (
     HTTPClient,
     InfluxDBConfig,
@@ -31,88 +36,14 @@ from homeiq.sinks.influxdb.sink import (
     quote_ident,
     quote_literal,
 )
+from homeiq.sinks.reading import NO_AREA
 
 PAGE_SIZE = 10_000
 KEY_QUERIES_IN_FLIGHT = 4
-# InfluxDB's time range is ±(2**63 - 2) ns; a bound outside it is clamped.
-_MIN_NS = -(2**63) + 2
-_MAX_NS = 2**63 - 2
-NO_AREA = "(no area)"
-
-Point = dict[str, Any]
 
 
 class InfluxDBQueryError(PermanentError):
     """InfluxDB could not run a query (InfluxQL error); the message is InfluxDB's."""
-
-
-def _time_ns(us: int) -> int:
-    return min(max(int(us) * 1000, _MIN_NS), _MAX_NS)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def _tag(value: Any) -> str | None:
-    # InfluxDB has no empty tag values: an absent tag reads as null (or "" in GROUP BY).
-    return decode_tag_value(str(value)) if value else None
-
-
-def _float(value: Any) -> float | None:
-    # InfluxDB's JSON writes 21.0 as 21: it reads back as an int.
-    return None if value is None else float(value)
-
-
-def record_from_point(point: Point) -> EventRecord | None:
-    """The record a point of the schema was written from (None without an entity_id)."""
-    entity_id = _tag(point.get("entity_id"))
-    if entity_id is None:
-        return None
-    text = point.get("attributes")
-    blob = text.encode() if isinstance(text, str) else b"{}"
-    try:
-        attributes = orjson.loads(blob)
-    except orjson.JSONDecodeError:
-        attributes = None
-    if not isinstance(attributes, dict):  # written by someone else: keep what we can
-        attributes, blob = {}, b"{}"
-    last_changed = point.get("last_changed")
-    return EventRecord(
-        entity_id=entity_id,
-        time=int(point["time"]),
-        state=_text(point.get("state")),
-        value=_float(point.get("value")),
-        previous_state=_text(point.get("previous_state")),
-        duration_in_state_s=_float(point.get("duration_in_state_s")),
-        last_changed=None if last_changed is None else int(last_changed),
-        attributes=attributes,
-        attributes_json=blob,
-        dropped_attributes_bytes=int(point.get("dropped_attributes_bytes") or 0),
-        context_id=_text(point.get("context_id")),
-        context_parent_id=_text(point.get("context_parent_id")),
-        context_user_id=_text(point.get("context_user_id")),
-        device_id=_tag(point.get("device_id")),
-        area_id=_tag(point.get("area_id")),
-        floor_id=_text(point.get("floor_id")),
-        origin=Origin(int(point.get("origin") or 0)),
-        source=Source(int(point.get("source") or 0)),
-    )
-
-
-def _points(series: list[dict[str, Any]]) -> list[Point]:
-    """The rows of a statement's series as dicts (tags of a GROUP BY included)."""
-    rows: list[Point] = []
-    for one in series:
-        columns = one.get("columns", [])
-        tags = one.get("tags") or {}
-        for values in one.get("values", []):
-            point = dict(zip(columns, values, strict=False))
-            point.update(tags)
-            rows.append(point)
-    return rows
 
 
 class InfluxDBReader:
@@ -127,7 +58,7 @@ class InfluxDBReader:
         measurement = quote_ident(config.measurement)
         if config.api == "v1" and config.retention_policy:
             measurement = f"{quote_ident(config.retention_policy)}.{measurement}"
-        self._from = measurement
+        self.from_clause = measurement
 
     @classmethod
     def from_settings(cls, settings: Settings, *, page_size: int = PAGE_SIZE) -> InfluxDBReader:
@@ -150,11 +81,11 @@ class InfluxDBReader:
             raise InfluxDBQueryError(
                 f"InfluxDB answered {len(results)} of {len(statements)} statements"
             )
-        return [_points(r.get("series") or []) for r in results]
+        return [points_of(r.get("series") or []) for r in results]
 
     async def _database_missing(self) -> bool:
         # Given several statements, 1.6 reports a missing database only as "not executed".
-        results = await self._results(f'SELECT "source" FROM {self._from} LIMIT 1')
+        results = await self._results(f'SELECT "source" FROM {self.from_clause} LIMIT 1')
         error = results[0].get("error") if results else None
         return isinstance(error, str) and error.startswith("database not found")
 
@@ -179,9 +110,9 @@ class InfluxDBReader:
 
     async def _page(self, select: str, where: list[str], after: int | None, n: int) -> list[Point]:
         """One page of an entity's points, oldest first, strictly after time ``after``."""
-        conditions = [*where, f"time > {_time_ns(after)}"] if after is not None else where
+        conditions = [*where, f"time > {time_ns(after)}"] if after is not None else where
         statement = (
-            f"{select} FROM {self._from} WHERE {' AND '.join(conditions)}"
+            f"{select} FROM {self.from_clause} WHERE {' AND '.join(conditions)}"
             f" ORDER BY time ASC LIMIT {int(n)}"
         )
         return (await self.query(statement))[0]
@@ -195,9 +126,9 @@ class InfluxDBReader:
         """Events of one entity with ``start <= time < end`` (microseconds), oldest first."""
         where = [self._entity(entity_id)]
         if start is not None:
-            where.append(f"time >= {_time_ns(start)}")
+            where.append(f"time >= {time_ns(start)}")
         if end is not None:
-            where.append(f"time < {_time_ns(end)}")
+            where.append(f"time < {time_ns(end)}")
         records: list[EventRecord] = []
         after: int | None = None
         while len(records) < limit:
@@ -224,9 +155,9 @@ class InfluxDBReader:
         gate = asyncio.Semaphore(KEY_QUERIES_IN_FLIGHT)
         bounds = []
         if start is not None:
-            bounds.append(f"time >= {_time_ns(start)}")
+            bounds.append(f"time >= {time_ns(start)}")
         if end is not None:
-            bounds.append(f"time <= {_time_ns(end)}")
+            bounds.append(f"time <= {time_ns(end)}")
 
         async def times(entity_id: str) -> set[tuple[str, int]]:
             found: set[tuple[str, int]] = set()
@@ -247,12 +178,12 @@ class InfluxDBReader:
 
     async def entity_ids(self) -> list[str]:
         """Every entity id with a series in the measurement."""
-        rows = await self.query(f'SHOW TAG VALUES FROM {self._from} WITH KEY = "entity_id"')
+        rows = await self.query(f'SHOW TAG VALUES FROM {self.from_clause} WITH KEY = "entity_id"')
         return sorted({decode_tag_value(str(row["value"])) for row in rows[0]})
 
     async def summary(self) -> StoreSummary:
         """Totals per domain, area and source, and the time span stored."""
-        source = f'"source") FROM {self._from}'
+        source = f'"source") FROM {self.from_clause}'
         statements = [f'SELECT COUNT({source} GROUP BY "entity_id", "area_id"']
         statements += [f'SELECT COUNT({source} WHERE "source" = {int(s)}' for s in Source]
         statements += [f"SELECT FIRST({source}", f"SELECT LAST({source}"]
@@ -261,12 +192,12 @@ class InfluxDBReader:
         result = StoreSummary()
         entities: set[str] = set()
         for row in counts:
-            entity_id, count = _tag(row.get("entity_id")), int(row["count"])
+            entity_id, count = tag(row.get("entity_id")), int(row["count"])
             if entity_id is None or count == 0:
                 continue
             entities.add(entity_id)
             domain = entity_id.partition(".")[0]
-            area = _tag(row.get("area_id")) or NO_AREA
+            area = tag(row.get("area_id")) or NO_AREA
             result.total += count
             result.by_domain[domain] = result.by_domain.get(domain, 0) + count
             result.by_area[area] = result.by_area.get(area, 0) + count
@@ -281,8 +212,42 @@ class InfluxDBReader:
 
     async def last_event_time(self) -> int | None:
         """Time of the newest stored event, or None when empty."""
-        rows = (await self.query(f'SELECT LAST("source") FROM {self._from}'))[0]
+        rows = (await self.query(f'SELECT LAST("source") FROM {self.from_clause}'))[0]
         return int(rows[0]["time"]) if rows else None
+
+    async def events(self, query: EventQuery) -> EventPage:
+        """One page of events across entities (see :class:`EventQuery`)."""
+        return await queries.events(self, query)
+
+    async def history_many(
+        self,
+        entity_ids: Sequence[str],
+        start: int,
+        end: int,
+        *,
+        include_start_state: bool = True,
+        attributes: bool = True,
+    ) -> dict[str, list[EventRecord]]:
+        """Each entity's state at ``start`` and its events in [start, end), oldest first."""
+        return await queries.history_many(
+            self, entity_ids, start, end, include_start_state, attributes
+        )
+
+    async def by_context(
+        self, context_ids: Sequence[str], *, around: int | None = None
+    ) -> list[EventRecord]:
+        """Events whose context_id is one of ``context_ids`` (near their creation)."""
+        return await queries.by_context(self, context_ids, "context_id", around)
+
+    async def caused_by(
+        self, context_ids: Sequence[str], *, around: int | None = None
+    ) -> list[EventRecord]:
+        """Events whose context_parent_id is one of ``context_ids`` (near their creation)."""
+        return await queries.by_context(self, context_ids, "context_parent_id", around)
+
+    async def activity(self, start: int, end: int, *, bucket_s: int, top: int) -> Activity:
+        """Event counts in [start, end) by entity, bucket, domain and area."""
+        return await queries.activity(self, start, end, bucket_s, top)
 
     async def close(self) -> None:
         """Close the HTTP session."""

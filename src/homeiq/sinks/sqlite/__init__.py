@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from homeiq.errors import SinkUnavailable
 from homeiq.model import EventRecord
-from homeiq.sinks.base import StoreSummary
+from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
 from homeiq.sinks.sqlite.store import EVENTS_DB, SQLiteEventStore, Wire, to_wire
 
 __all__ = ["EVENTS_DB", "AsyncStore", "SQLiteEventStore", "SQLiteSink", "Wire", "to_wire"]
@@ -194,6 +194,45 @@ class SQLiteSink:
         found: set[tuple[str, int]] = await self._call("keys", ids, start, end)
         return found
 
+    async def events(self, query: EventQuery) -> EventPage:
+        """One page of events across entities (see :class:`EventQuery`)."""
+        page: EventPage = await self._call("events", query)
+        return page
+
+    async def history_many(
+        self,
+        entity_ids: Sequence[str],
+        start: int,
+        end: int,
+        *,
+        include_start_state: bool = True,
+        attributes: bool = True,
+    ) -> dict[str, list[EventRecord]]:
+        """Each entity's state at ``start`` and its events in [start, end), oldest first."""
+        found: dict[str, list[EventRecord]] = await self._call(
+            "history_many", list(entity_ids), start, end, include_start_state, attributes
+        )
+        return found
+
+    async def by_context(
+        self, context_ids: Sequence[str], *, around: int | None = None
+    ) -> list[EventRecord]:
+        """Events whose context_id is one of ``context_ids`` (near their creation)."""
+        found: list[EventRecord] = await self._call("by_context", list(context_ids), around)
+        return found
+
+    async def caused_by(
+        self, context_ids: Sequence[str], *, around: int | None = None
+    ) -> list[EventRecord]:
+        """Events whose context_parent_id is one of ``context_ids`` (near their creation)."""
+        found: list[EventRecord] = await self._call("caused_by", list(context_ids), around)
+        return found
+
+    async def activity(self, start: int, end: int, *, bucket_s: int, top: int) -> Activity:
+        """Event counts in [start, end) by entity, bucket, domain and area."""
+        result: Activity = await self._call("activity", start, end, bucket_s, top)
+        return result
+
 
 class AsyncStore:
     """An :class:`~homeiq.sinks.base.EventReader` over an open :class:`SQLiteEventStore`.
@@ -227,6 +266,38 @@ class AsyncStore:
     ) -> set[tuple[str, int]]:
         """Stored (entity_id, time) with ``start <= time <= end``; None = all / unbounded."""
         return self.store.keys(entity_ids, start, end)
+
+    async def events(self, query: EventQuery) -> EventPage:
+        """One page of events across entities (see :class:`EventQuery`)."""
+        return self.store.events(query)
+
+    async def history_many(
+        self,
+        entity_ids: Sequence[str],
+        start: int,
+        end: int,
+        *,
+        include_start_state: bool = True,
+        attributes: bool = True,
+    ) -> dict[str, list[EventRecord]]:
+        """Each entity's state at ``start`` and its events in [start, end), oldest first."""
+        return self.store.history_many(entity_ids, start, end, include_start_state, attributes)
+
+    async def by_context(
+        self, context_ids: Sequence[str], *, around: int | None = None
+    ) -> list[EventRecord]:
+        """Events whose context_id is one of ``context_ids`` (near their creation)."""
+        return self.store.by_context(context_ids, around)
+
+    async def caused_by(
+        self, context_ids: Sequence[str], *, around: int | None = None
+    ) -> list[EventRecord]:
+        """Events whose context_parent_id is one of ``context_ids`` (near their creation)."""
+        return self.store.caused_by(context_ids, around)
+
+    async def activity(self, start: int, end: int, *, bucket_s: int, top: int) -> Activity:
+        """Event counts in [start, end) by entity, bucket, domain and area."""
+        return self.store.activity(start, end, bucket_s, top)
 
     async def close(self) -> None:
         """Close the store (closing it again, as its owner may, is harmless)."""

@@ -15,19 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from homeiq.errors import IncompatibleSchema, SinkRejected, SinkUnavailable
 from homeiq.metadata.migrations import check_version, connect, migrate, transaction
-from homeiq.model import EventRecord, Origin, Source
-from homeiq.sinks.base import StoreSummary
-from homeiq.sinks.sqlite import schema
-from homeiq.sinks.sqlite.codec import (
-    decode_attributes,
-    decode_context,
-    encode_attributes,
-    encode_context,
-)
+from homeiq.model import EventRecord, Source
+from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
+from homeiq.sinks.sqlite import queries, schema
+from homeiq.sinks.sqlite.codec import decode_attributes, encode_attributes, encode_context
 
 EVENTS_DB = "events.db"
 # Attribute sets seen recently; most entities repeat a handful, so this stays hot.
@@ -46,18 +39,6 @@ _INSERT = (
     + ", ".join(f"excluded.{c.strip()}" for c in _COLUMNS.split(","))
     + f") WHERE excluded.source = {int(Source.LIVE)} AND events.source <> {int(Source.LIVE)}"
 )
-_SELECT = """
-SELECT n.entity_id, e.time, e.state, e.value, e.previous_state, e.last_changed,
-       e.duration_us, a.json, a.codec, e.context_id, e.context_parent_id, u.user_id,
-       p.device_id, p.area_id, p.floor_id, e.origin, e.source, e.dropped_attributes_bytes
-FROM events e
-JOIN entities n ON n.id = e.entity
-LEFT JOIN attributes a ON a.id = e.attributes
-LEFT JOIN placements p ON p.id = e.placement
-LEFT JOIN users u ON u.id = e.context_user
-"""
-
-
 # MIN/MAX of time over the whole table, as one index seek per entity: with events
 # clustered on (entity, time) a plain MAX(time) would read every row.
 _SPAN = """
@@ -318,7 +299,7 @@ class SQLiteEventStore:
             if entity is None:
                 return []
             rows = self._conn.execute(
-                _SELECT + " WHERE e.entity = ? AND e.time >= ? AND e.time < ?"
+                queries.SELECT + " WHERE e.entity = ? AND e.time >= ? AND e.time < ?"
                 " ORDER BY e.time LIMIT ?",
                 (
                     entity[0],
@@ -327,7 +308,7 @@ class SQLiteEventStore:
                     limit,
                 ),
             ).fetchall()
-        return [_record(row) for row in rows]
+        return [queries.record(row) for row in rows]
 
     def keys(
         self,
@@ -341,8 +322,9 @@ class SQLiteEventStore:
         """
         low = -(2**63) if start is None else start
         high = 2**63 - 1 if end is None else end
+        # Entities outer, one seek each: the other join order scans every event.
         sql = (
-            "SELECT n.entity_id, e.time FROM events e JOIN entities n ON n.id = e.entity"
+            "SELECT n.entity_id, e.time FROM entities n CROSS JOIN events e ON e.entity = n.id"
             " WHERE e.time >= ? AND e.time <= ?"
         )
         with self._lock:
@@ -360,11 +342,47 @@ class SQLiteEventStore:
                     ).fetchall()
         return {(str(e), int(t)) for e, t in rows}
 
+    def events(self, query: EventQuery) -> EventPage:
+        """One page of events across entities (see :class:`EventQuery`)."""
+        with self._lock:
+            return queries.events(self._conn, query)
+
+    def history_many(
+        self,
+        entity_ids: Sequence[str],
+        start: int,
+        end: int,
+        include_start_state: bool = True,
+        attributes: bool = True,
+    ) -> dict[str, list[EventRecord]]:
+        """Each entity's state at ``start`` and its events in [start, end), oldest first."""
+        with self._lock:
+            return queries.history_many(
+                self._conn, entity_ids, start, end, include_start_state, attributes
+            )
+
+    def by_context(
+        self, context_ids: Sequence[str], around: int | None = None
+    ) -> list[EventRecord]:
+        """Events whose context_id is one of ``context_ids`` (near their creation)."""
+        with self._lock:
+            return queries.by_context(self._conn, context_ids, "context_id", around)
+
+    def caused_by(self, context_ids: Sequence[str], around: int | None = None) -> list[EventRecord]:
+        """Events whose context_parent_id is one of ``context_ids`` (near their creation)."""
+        with self._lock:
+            return queries.by_context(self._conn, context_ids, "context_parent_id", around)
+
+    def activity(self, start: int, end: int, bucket_s: int, top: int) -> Activity:
+        """Event counts in [start, end) by entity, bucket, domain and area."""
+        with self._lock:
+            return queries.activity(self._conn, start, end, bucket_s, top)
+
     def all_records(self) -> list[EventRecord]:
         """Every stored record ordered by time; meant for tests and small stores."""
         with self._lock:
-            rows = self._conn.execute(_SELECT + " ORDER BY e.time, n.entity_id").fetchall()
-        return [_record(row) for row in rows]
+            rows = self._conn.execute(queries.SELECT + " ORDER BY e.time, n.entity_id").fetchall()
+        return [queries.record(row) for row in rows]
 
     def summary(self) -> StoreSummary:
         """Totals per domain, area and source, and the span of time stored."""
@@ -397,47 +415,3 @@ class SQLiteEventStore:
         with self._lock:
             row = self._conn.execute(_SPAN).fetchone()[1:]
         return None if row[0] is None else int(row[0])
-
-
-def _record(row: tuple[Any, ...]) -> EventRecord:
-    (
-        entity_id,
-        time,
-        state,
-        value,
-        previous,
-        last_changed,
-        duration_us,
-        attributes_json,
-        codec,
-        context_id,
-        parent_id,
-        user_id,
-        device_id,
-        area_id,
-        floor_id,
-        origin,
-        source,
-        dropped,
-    ) = row
-    blob = b"{}" if attributes_json is None else decode_attributes(bytes(attributes_json), codec)
-    return EventRecord(
-        entity_id=entity_id,
-        time=time,
-        state=state,
-        value=value,
-        previous_state=previous,
-        duration_in_state_s=None if duration_us is None else duration_us / 1_000_000,
-        last_changed=time if last_changed is None else last_changed,
-        attributes=orjson.loads(blob),
-        attributes_json=blob,
-        dropped_attributes_bytes=dropped or 0,
-        context_id=decode_context(context_id),
-        context_parent_id=decode_context(parent_id),
-        context_user_id=user_id,
-        device_id=device_id,
-        area_id=area_id,
-        floor_id=floor_id,
-        origin=Origin(origin),
-        source=Source(source),
-    )

@@ -1,0 +1,295 @@
+"""Rollups: 5-minute and hourly aggregates per entity, so statistics never scan events.
+
+For each entity and bucket that holds at least one event HomeIQ keeps: the event count;
+for numeric states the count, sum, min, max and last value, and the time-weighted
+integral (value times seconds) with the seconds it covers; for every state the seconds spent
+in it (what Home Assistant's long-term statistics do not give: time a light was on, a
+climate mode, a binary sensor). A bucket's time-weighted parts start from the state the
+entity was in when the bucket began, so they are exact, not sampled.
+
+Buckets without events are not stored: the entity stayed in the state the previous
+bucket ended with, and :func:`fill` reconstructs them at query time. That keeps the
+tables no larger than the events (most entities change less often than every 5 minutes).
+
+The computation is pure (:func:`roll_up`); :class:`RollupStore` keeps the buckets in
+``rollups.db`` in the data directory, whatever the event store is, so statistics work
+the same on SQLite and InfluxDB.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from homeiq.metadata.migrations import check_version, connect, migrate, run_script, transaction
+from homeiq.model import EventRecord
+
+ROLLUPS_DB = "rollups.db"
+PERIODS = {"5m": 300, "1h": 3600}
+US = 1_000_000
+
+
+@dataclass(slots=True)
+class Bucket:
+    """Aggregates of one entity over ``[start, start + period_s)`` (start in µs)."""
+
+    entity_id: str
+    period_s: int
+    start: int
+    count: int = 0
+    num_count: int = 0
+    sum: float = 0.0
+    min: float | None = None
+    max: float | None = None
+    last_value: float | None = None
+    last_state: str | None = None
+    tw_sum: float = 0.0  # ∫ value dt over the seconds with a numeric state
+    tw_seconds: float = 0.0
+    state_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the numeric values reported in the bucket."""
+        return self.sum / self.num_count if self.num_count else None
+
+    @property
+    def time_weighted_mean(self) -> float | None:
+        """Mean of the value over the time it was numeric."""
+        return self.tw_sum / self.tw_seconds if self.tw_seconds else None
+
+
+def align(time_us: int, period_s: int) -> int:
+    """Start of the bucket holding ``time_us``."""
+    step = period_s * US
+    return time_us - time_us % step
+
+
+def roll_up(
+    entity_id: str,
+    before: EventRecord | None,
+    events: Sequence[EventRecord],
+    period_s: int,
+    until: int,
+) -> list[Bucket]:
+    """Buckets holding ``events`` (ordered, one entity), with time-weighted parts up to
+    ``until`` (µs; the end of what is known, e.g. now). ``before`` is the last event
+    before the first bucket, the state the entity was in when it began."""
+    if not events:
+        return []
+    state = before.state if before is not None else None
+    value = before.value if before is not None else None
+    buckets: list[Bucket] = []
+    current: Bucket | None = None
+    cursor = 0  # up to where time has been accounted, µs
+
+    def account(to: int) -> None:
+        """Credit the time from ``cursor`` to ``to`` to the current state."""
+        nonlocal cursor
+        if current is None or to <= cursor:
+            return
+        seconds = (to - cursor) / US
+        if state is not None:
+            current.state_seconds[state] = current.state_seconds.get(state, 0.0) + seconds
+        if value is not None:
+            current.tw_sum += value * seconds
+            current.tw_seconds += seconds
+        cursor = to
+
+    for event in events:
+        start = align(event.time, period_s)
+        if current is None or start != current.start:
+            if current is not None:
+                account(min(current.start + period_s * US, until))
+            current = Bucket(entity_id, period_s, start)
+            buckets.append(current)
+            cursor = start
+        account(event.time)
+        state, value = event.state, event.value
+        current.count += 1
+        current.last_state = state
+        current.last_value = value
+        if value is not None:
+            current.num_count += 1
+            current.sum += value
+            current.min = value if current.min is None else min(current.min, value)
+            current.max = value if current.max is None else max(current.max, value)
+    if current is not None:
+        account(min(current.start + period_s * US, until))
+    return buckets
+
+
+def merge(buckets: Iterable[Bucket], period_s: int) -> list[Bucket]:
+    """Coarser buckets (a day from hours) of the same entity, in order."""
+    out: list[Bucket] = []
+    for b in buckets:
+        start = align(b.start, period_s)
+        if not out or out[-1].start != start:
+            out.append(Bucket(b.entity_id, period_s, start))
+        m = out[-1]
+        m.count += b.count
+        m.num_count += b.num_count
+        m.sum += b.sum
+        if b.min is not None:
+            m.min = b.min if m.min is None else min(m.min, b.min)
+        if b.max is not None:
+            m.max = b.max if m.max is None else max(m.max, b.max)
+        if b.count:
+            m.last_value, m.last_state = b.last_value, b.last_state
+        m.tw_sum += b.tw_sum
+        m.tw_seconds += b.tw_seconds
+        for state, seconds in b.state_seconds.items():
+            m.state_seconds[state] = m.state_seconds.get(state, 0.0) + seconds
+    return out
+
+
+def fill(
+    stored: Sequence[Bucket],
+    carried: Bucket | None,
+    entity_id: str,
+    period_s: int,
+    start: int,
+    end: int,
+) -> Iterator[Bucket]:
+    """Every bucket of ``[start, end)``: the stored ones, and between them buckets with no
+    events in which the entity held the state the previous bucket ended with.
+    ``carried`` is the last stored bucket before ``start`` (or None)."""
+    step = period_s * US
+    by_start = {b.start: b for b in stored}
+    last_state = carried.last_state if carried is not None else None
+    last_value = carried.last_value if carried is not None else None
+    t = align(start, period_s)
+    while t < end:
+        found = by_start.get(t)
+        if found is not None:
+            yield found
+            if found.count:
+                last_state, last_value = found.last_state, found.last_value
+        elif last_state is not None or last_value is not None:
+            seconds = (min(t + step, end) - t) / US
+            quiet = Bucket(entity_id, period_s, t, last_state=last_state, last_value=last_value)
+            if last_state is not None:
+                quiet.state_seconds[last_state] = seconds
+            if last_value is not None:
+                quiet.tw_sum, quiet.tw_seconds = last_value * seconds, seconds
+            yield quiet
+        t += step
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    tables = []
+    for name in PERIODS:
+        tables.append(
+            f"""CREATE TABLE rollup_{name} (
+                entity_id TEXT NOT NULL, start INTEGER NOT NULL, count INTEGER NOT NULL,
+                num_count INTEGER NOT NULL, sum REAL NOT NULL, min REAL, max REAL,
+                last_value REAL, last_state TEXT, tw_sum REAL NOT NULL,
+                tw_seconds REAL NOT NULL, state_seconds BLOB NOT NULL,
+                PRIMARY KEY (entity_id, start)) WITHOUT ROWID"""
+        )
+    run_script(conn, ";".join(tables))
+
+
+STEPS = (_v1,)
+_COLUMNS = (
+    "entity_id, start, count, num_count, sum, min, max, last_value, last_state,"
+    " tw_sum, tw_seconds, state_seconds"
+)
+
+
+def _row(b: Bucket) -> tuple[object, ...]:
+    return (
+        b.entity_id,
+        b.start,
+        b.count,
+        b.num_count,
+        b.sum,
+        b.min,
+        b.max,
+        b.last_value,
+        b.last_state,
+        b.tw_sum,
+        b.tw_seconds,
+        orjson.dumps(b.state_seconds),
+    )
+
+
+def _bucket(period_s: int, row: tuple[Any, ...]) -> Bucket:
+    entity_id, start, count, num, total, low, high, last_value, last_state, tws, twsec, st = row
+    return Bucket(
+        entity_id,
+        period_s,
+        start,
+        count,
+        num,
+        total,
+        low,
+        high,
+        last_value,
+        last_state,
+        tws,
+        twsec,
+        orjson.loads(st),
+    )
+
+
+class RollupStore:
+    """``rollups.db``: stored buckets per period; synchronous, behind a lock."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = connect(str(path), readonly=readonly)
+        try:
+            (check_version if readonly else migrate)(self._conn, STEPS)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def in_dir(cls, data_dir: Path, *, readonly: bool = False) -> RollupStore:
+        """The store at its standard place in the data directory."""
+        return cls(data_dir / ROLLUPS_DB, readonly=readonly)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    def replace(self, period: str, entity_id: str, start: int, buckets: Sequence[Bucket]) -> None:
+        """Make the entity's stored buckets from ``start`` on exactly ``buckets``."""
+        with self._lock, transaction(self._conn) as conn:
+            conn.execute(
+                f"DELETE FROM rollup_{period} WHERE entity_id = ? AND start >= ?",
+                (entity_id, start),
+            )
+            conn.executemany(
+                f"INSERT INTO rollup_{period} ({_COLUMNS}) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_row(b) for b in buckets],
+            )
+
+    def buckets(self, period: str, entity_id: str, start: int, end: int) -> list[Bucket]:
+        """Stored buckets with ``start <= bucket start < end``, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM rollup_{period}"
+                " WHERE entity_id = ? AND start >= ? AND start < ? ORDER BY start",
+                (entity_id, start, end),
+            ).fetchall()
+        return [_bucket(PERIODS[period], r) for r in rows]
+
+    def before(self, period: str, entity_id: str, start: int) -> Bucket | None:
+        """The last stored bucket that starts before ``start``."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM rollup_{period}"
+                " WHERE entity_id = ? AND start < ? ORDER BY start DESC LIMIT 1",
+                (entity_id, start),
+            ).fetchone()
+        return None if row is None else _bucket(PERIODS[period], row)

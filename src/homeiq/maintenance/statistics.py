@@ -1,0 +1,144 @@
+"""Keeping rollups current as events are written, rebuilding them, and answering
+statistics queries from them.
+
+:class:`RollupMaintainer` is told which entities got events (and the oldest time among
+them) after every write, and every few seconds recomputes those entities' buckets from
+the hour holding that oldest time. Recomputing whole buckets from the stored events
+(rather than adding each event to a running sum) keeps them exact when events arrive
+late or out of order, as backfill's do: an old event just moves the recomputation's
+start back. It reads through the store's reader, so it works the same on every backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from homeiq.maintenance.rollups import PERIODS, Bucket, RollupStore, align, fill, merge, roll_up
+from homeiq.model import EventRecord
+from homeiq.sinks.base import EventReader
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 5.0
+ENTITIES_PER_READ = 50
+STAT_PERIODS = {"5m": 300, "1h": 3600, "1d": 86400}
+
+
+def now_us() -> int:
+    """Wall-clock time in integer microseconds."""
+    return time.time_ns() // 1000
+
+
+class RollupMaintainer:
+    """Recomputes the buckets of entities that got events, in the background."""
+
+    def __init__(
+        self, reader: EventReader, store: RollupStore, *, refresh_s: float = REFRESH_S
+    ) -> None:
+        self.reader = reader
+        self.store = store
+        self.refresh_s = refresh_s
+        self._dirty: dict[str, int] = {}  # entity -> oldest event time not rolled up
+        self._task: asyncio.Task[None] | None = None
+        self.passes = 0  # completed refreshes (tests wait on it)
+
+    def stored(self, records: Sequence[EventRecord]) -> None:
+        """Note events the store took (called after every successful write)."""
+        dirty = self._dirty
+        for record in records:
+            known = dirty.get(record.entity_id)
+            if known is None or record.time < known:
+                dirty[record.entity_id] = record.time
+
+    def start(self) -> None:
+        """Refresh every ``refresh_s`` until stopped."""
+        self._task = asyncio.create_task(self._run(), name="rollups")
+
+    async def stop(self) -> None:
+        """Stop refreshing (one last refresh first, so nothing written is left out)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.refresh()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.refresh()
+            except Exception:  # the store may be down: keep the work for the next pass
+                log.warning("rollup refresh failed; retrying later", exc_info=True)
+
+    async def refresh(self) -> int:
+        """Recompute the buckets of every entity with new events; returns how many."""
+        dirty, self._dirty = self._dirty, {}
+        try:
+            by_start: dict[int, list[str]] = {}
+            for entity_id, oldest in dirty.items():
+                by_start.setdefault(align(oldest, 3600), []).append(entity_id)
+            for start, entity_ids in by_start.items():
+                for first in range(0, len(entity_ids), ENTITIES_PER_READ):
+                    chunk = entity_ids[first : first + ENTITIES_PER_READ]
+                    await self.rebuild(chunk, start)
+                    for entity_id in chunk:
+                        dirty.pop(entity_id, None)
+        finally:
+            for entity_id, oldest in dirty.items():  # not done: try again next pass
+                self._dirty[entity_id] = min(oldest, self._dirty.get(entity_id, oldest))
+        self.passes += 1
+        return len(by_start)
+
+    async def rebuild(self, entity_ids: Sequence[str], start: int, end: int | None = None) -> int:
+        """Recompute the buckets of ``entity_ids`` from the hour holding ``start``; returns
+        how many buckets were written. ``end`` defaults to now (and must be now or later:
+        buckets after it are replaced with nothing)."""
+        start = align(start, 3600)
+        until = now_us() if end is None else end
+        history = await self.reader.history_many(
+            entity_ids, start, until, include_start_state=True, attributes=False
+        )
+        written = 0
+        for entity_id in entity_ids:
+            records = history.get(entity_id, [])
+            before = records[0] if records and records[0].time < start else None
+            events = records[1:] if before is not None else records
+            for period, seconds in PERIODS.items():
+                buckets = roll_up(entity_id, before, events, seconds, until)
+                await asyncio.to_thread(self.store.replace, period, entity_id, start, buckets)
+                written += len(buckets)
+        return written
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """Buckets of one entity over a range, quiet ones included."""
+
+    entity_id: str
+    period: str
+    buckets: list[Bucket]
+
+
+def statistics(
+    store: RollupStore, entity_id: str, period: str, start: int, end: int, *, now: int
+) -> Statistics:
+    """Buckets of ``period`` (5m, 1h or 1d) over ``[start, end)`` from the rollups:
+    never from the events. Days are UTC days merged from hours."""
+    if period not in STAT_PERIODS:
+        raise ValueError(f"period must be one of {', '.join(STAT_PERIODS)}")
+    base = "1h" if period == "1d" else period
+    seconds = PERIODS[base]
+    first = align(start, STAT_PERIODS[period])
+    stored = store.buckets(base, entity_id, first, end)
+    carried = store.before(base, entity_id, first)
+    buckets = list(fill(stored, carried, entity_id, seconds, first, min(end, now)))
+    if period == "1d":
+        buckets = merge(buckets, 86400)
+    return Statistics(entity_id, period, buckets)

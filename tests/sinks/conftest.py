@@ -10,7 +10,7 @@ import pytest
 
 from homeiq.sinks.base import EventReader, Sink
 from homeiq.sinks.influxdb import InfluxDBReader, InfluxDBSink
-from homeiq.sinks.sqlite import AsyncStore, SQLiteEventStore, SQLiteSink
+from homeiq.sinks.sqlite import AsyncStore, SQLiteEventStore, SQLiteReader, SQLiteSink
 from tests.support.influxdb import influx_settings
 
 
@@ -30,10 +30,18 @@ class Backend:
     ]
 )
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param in ("sqlite", "sqlite-process"):
-        sqlite = SQLiteSink(tmp_path, writer="process" if "process" in request.param else "thread")
+    if request.param == "sqlite":  # the sink answers its own reads
+        sqlite = SQLiteSink(tmp_path, writer="thread")
         await sqlite.open()
         yield Backend(request.param, sqlite, sqlite)
+        await sqlite.close()
+        return
+    if request.param == "sqlite-process":  # as the runtime runs: writer process + reader pool
+        sqlite = SQLiteSink(tmp_path, writer="process")
+        await sqlite.open()
+        pool = SQLiteReader(tmp_path, connections=2)
+        yield Backend(request.param, sqlite, pool)
+        await pool.close()
         await sqlite.close()
         return
     if request.param == "sqlite-readonly":  # what the CLI reads with, from a second connection

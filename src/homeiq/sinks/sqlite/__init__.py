@@ -30,7 +30,15 @@ from homeiq.model import EventRecord
 from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
 from homeiq.sinks.sqlite.store import EVENTS_DB, SQLiteEventStore, Wire, to_wire
 
-__all__ = ["EVENTS_DB", "AsyncStore", "SQLiteEventStore", "SQLiteSink", "Wire", "to_wire"]
+__all__ = [
+    "EVENTS_DB",
+    "AsyncStore",
+    "SQLiteEventStore",
+    "SQLiteReader",
+    "SQLiteSink",
+    "Wire",
+    "to_wire",
+]
 
 log = logging.getLogger(__name__)
 
@@ -237,26 +245,32 @@ class SQLiteSink:
 class AsyncStore:
     """An :class:`~homeiq.sinks.base.EventReader` over an open :class:`SQLiteEventStore`.
 
-    For tools that read a few rows (the CLI): the queries run on the calling thread,
-    which is the store's own, so the event loop waits for each. Not for the pipeline.
+    For tools that read a few rows (the CLI): the queries run on the calling thread, so
+    the event loop waits for each. :class:`SQLiteReader` is the one for a server.
     """
 
     def __init__(self, store: SQLiteEventStore) -> None:
         self.store = store
 
+    async def _run(self, method: str, *args: Any) -> Any:
+        return getattr(self.store, method)(*args)
+
     async def history(
         self, entity_id: str, start: int | None, end: int | None, limit: int
     ) -> list[EventRecord]:
         """Events of one entity, oldest first."""
-        return self.store.history(entity_id, start, end, limit)
+        records: list[EventRecord] = await self._run("history", entity_id, start, end, limit)
+        return records
 
     async def summary(self) -> StoreSummary:
         """Totals per domain, area and source."""
-        return self.store.summary()
+        summary: StoreSummary = await self._run("summary")
+        return summary
 
     async def last_event_time(self) -> int | None:
         """Time of the newest stored event."""
-        return self.store.last_event_time()
+        last: int | None = await self._run("last_event_time")
+        return last
 
     async def keys(
         self,
@@ -265,11 +279,13 @@ class AsyncStore:
         end: int | None = None,
     ) -> set[tuple[str, int]]:
         """Stored (entity_id, time) with ``start <= time <= end``; None = all / unbounded."""
-        return self.store.keys(entity_ids, start, end)
+        keys: set[tuple[str, int]] = await self._run("keys", entity_ids, start, end)
+        return keys
 
     async def events(self, query: EventQuery) -> EventPage:
         """One page of events across entities (see :class:`EventQuery`)."""
-        return self.store.events(query)
+        page: EventPage = await self._run("events", query)
+        return page
 
     async def history_many(
         self,
@@ -281,24 +297,65 @@ class AsyncStore:
         attributes: bool = True,
     ) -> dict[str, list[EventRecord]]:
         """Each entity's state at ``start`` and its events in [start, end), oldest first."""
-        return self.store.history_many(entity_ids, start, end, include_start_state, attributes)
+        found: dict[str, list[EventRecord]] = await self._run(
+            "history_many", entity_ids, start, end, include_start_state, attributes
+        )
+        return found
 
     async def by_context(
         self, context_ids: Sequence[str], *, around: int | None = None
     ) -> list[EventRecord]:
         """Events whose context_id is one of ``context_ids`` (near their creation)."""
-        return self.store.by_context(context_ids, around)
+        records: list[EventRecord] = await self._run("by_context", context_ids, around)
+        return records
 
     async def caused_by(
         self, context_ids: Sequence[str], *, around: int | None = None
     ) -> list[EventRecord]:
         """Events whose context_parent_id is one of ``context_ids`` (near their creation)."""
-        return self.store.caused_by(context_ids, around)
+        records: list[EventRecord] = await self._run("caused_by", context_ids, around)
+        return records
 
     async def activity(self, start: int, end: int, *, bucket_s: int, top: int) -> Activity:
         """Event counts in [start, end) by entity, bucket, domain and area."""
-        return self.store.activity(start, end, bucket_s, top)
+        activity: Activity = await self._run("activity", start, end, bucket_s, top)
+        return activity
 
     async def close(self) -> None:
         """Close the store (closing it again, as its owner may, is harmless)."""
         self.store.close()
+
+
+class SQLiteReader(AsyncStore):
+    """Queries for a server: a few read-only connections to events.db, used from worker
+    threads, so reads neither wait on the writer process (WAL readers never block the
+    writer, nor it them) nor stall the event loop, and run side by side."""
+
+    def __init__(self, data_dir: Path, *, connections: int = 4) -> None:
+        self.data_dir = data_dir
+        self.connections = connections
+        self._free: asyncio.Queue[SQLiteEventStore] | None = None
+        self._all: list[SQLiteEventStore] = []
+
+    async def _run(self, method: str, *args: Any) -> Any:
+        if self._free is None:
+            # Opened on first use: events.db exists only once the sink has opened it.
+            self._free = asyncio.Queue()
+            for _ in range(self.connections):
+                store = await asyncio.to_thread(
+                    SQLiteEventStore.in_dir, self.data_dir, readonly=True
+                )
+                self._all.append(store)
+                self._free.put_nowait(store)
+        store = await self._free.get()
+        try:
+            return await asyncio.to_thread(getattr(store, method), *args)
+        finally:
+            self._free.put_nowait(store)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        for store in self._all:
+            store.close()
+        self._all.clear()
+        self._free = None

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
+import socket
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
 import homeiq.cli as cli
+from homeiq.api.auth import hash_key
 from homeiq.cli import main, parse_since
 from homeiq.ha.simulator import Simulator
 from homeiq.metadata.store import METADATA_DB, MetadataStore
@@ -40,6 +45,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     for name in list(os.environ):
         if name.startswith(ENV_PREFIX):
             monkeypatch.delenv(name)
+    # run and demo serve the API: on any free port, never a fixed one two runs share.
+    monkeypatch.setenv("HOMEIQ_API_PORT", "0")
     monkeypatch.chdir(tmp_path)
     root = logging.getLogger()
     access = logging.getLogger("aiohttp.access")
@@ -609,7 +616,12 @@ def test_demo_ingests_the_simulated_home_and_stops(
     lines = out.splitlines()
     assert lines[0].startswith("HomeIQ demo: simulated home at http://127.0.0.1:")
     assert lines[0].endswith(f"storing in {data.resolve()}")
-    assert lines[1] == "Press Ctrl-C to stop."
+    assert re.fullmatch(
+        rf"API at http://127\.0\.0\.1:\d+/api/v1 \(admin key in {re.escape(str(data.resolve()))}"
+        r"/admin\.key\)",
+        lines[1],
+    ), lines[1]
+    assert lines[2] == "Press Ctrl-C to stop."
     live = [m for m in map(LIVE_LINE.match, lines) if m]
     assert live, out
     assert all(int(m[3]) == 0 for m in live)  # nothing rejected
@@ -777,3 +789,195 @@ def test_run_fails_when_home_assistant_rejects_every_token(
         assert main(["run"]) == 1
     assert sim.stats.auth_invalid == 1
     assert "rejected the access token" in capsys.readouterr().err
+
+
+# -- API keys ------------------------------------------------------------------------------
+
+
+def test_keys_create_list_and_revoke(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    assert main(["keys", "list"]) == 2  # nothing to list from yet
+    assert "no metadata at" in capsys.readouterr().err
+
+    assert main(["keys", "create", "--name", "grafana", "--scope", "read"]) == 0
+    captured = capsys.readouterr()
+    key = captured.out.strip()
+    assert re.fullmatch(r"hiq_[A-Za-z0-9_-]{43}", key)  # alone on stdout, for scripts
+    assert "store it now, it is not shown again" in captured.err
+    assert key not in captured.err
+    assert main(["keys", "create", "--name", "ops", "--scope", "admin", "--scope", "read"]) == 0
+    capsys.readouterr()
+    metadata = MetadataStore.in_dir(data)
+    try:
+        stored = metadata.api_key_by_hash(hash_key(key))
+        assert stored is not None and (stored.name, stored.scopes) == ("grafana", ("read",))
+    finally:
+        metadata.close()
+
+    assert main(["keys", "list"]) == 0
+    out = capsys.readouterr().out
+    rows = parse_table(out)
+    assert rows[0] == ["id", "name", "scopes", "created", "last used", "revoked"]
+    assert [r[:3] for r in rows[1:]] == [["1", "grafana", "read"], ["2", "ops", "read admin"]]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r[3]) for r in rows[1:])
+    assert [r[5] for r in rows[1:]] == ["", ""]
+    assert key not in out
+
+    assert main(["keys", "revoke", "1"]) == 0
+    assert capsys.readouterr().out == "revoked key 1 (grafana)\n"
+    assert main(["keys", "revoke", "1"]) == 0
+    assert capsys.readouterr().out == "key 1 (grafana) was already revoked\n"
+    assert main(["keys", "revoke", "99"]) == 1
+    assert "homeiq: no API key with id 99" in capsys.readouterr().err
+    assert main(["keys", "list"]) == 0
+    rows = parse_table(capsys.readouterr().out)
+    assert rows[1][5] != "" and rows[2][5] == ""
+
+
+def test_keys_create_refuses_an_unknown_scope(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(SystemExit) as exc:
+        main(["keys", "create", "--name", "x", "--scope", "root"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'root'" in capsys.readouterr().err
+    assert main(["keys", "create", "--name", "   ", "--scope", "read"]) == 2
+    assert "a key needs a name" in capsys.readouterr().err
+
+
+# -- serving the API -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def probe_api_then_stop(
+    port: int, data: Path, results: dict[str, Any]
+) -> Callable[[asyncio.Event], None]:
+    """A replacement for _install_signal_handlers: use the API `run` serves, then 'press
+    Ctrl-C'."""
+
+    async def probe(stop: asyncio.Event) -> None:
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:  # the API comes up after the runtime
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await client.get("/readyz")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.05)
+                key = (await asyncio.to_thread((data / "admin.key").read_text)).strip()
+                auth = {"Authorization": f"Bearer {key}"}
+                results["health"] = (await client.get("/api/v1/health", headers=auth)).json()
+                results["without_key"] = (await client.get("/api/v1/health")).status_code
+                results["key"] = key
+        finally:
+            stop.set()
+
+    def install(stop: asyncio.Event) -> None:
+        results["task"] = asyncio.get_running_loop().create_task(probe(stop))
+
+    return install
+
+
+def test_run_serves_the_api_with_an_admin_key_made_on_first_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    with SimThread(token=TOKEN, rate=50) as sim:
+        monkeypatch.setenv("HOMEIQ_HA_URL", sim.url)
+        monkeypatch.setenv("HOMEIQ_HA_TOKEN", TOKEN)
+        monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+        monkeypatch.setenv("HOMEIQ_API_PORT", str(port))
+        first: dict[str, Any] = {}
+        monkeypatch.setattr(cli, "_install_signal_handlers", probe_api_then_stop(port, data, first))
+        assert main(["run"]) == 0
+        err = capsys.readouterr().err
+        key_file = data / "admin.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert first["health"]["ha"]["connected"] is True
+        assert first["health"]["sink"]["name"] == "sqlite"
+        assert first["without_key"] == 401
+        assert f"wrote it to {key_file} (mode 0600)" in err
+        assert f"API listening on http://127.0.0.1:{port}/api/v1" in err
+        assert first["key"] not in err
+        assert TOKEN not in err
+
+        # The next start finds a key: no new one, the file untouched, nothing said.
+        second: dict[str, Any] = {}
+        monkeypatch.setattr(
+            cli, "_install_signal_handlers", probe_api_then_stop(port, data, second)
+        )
+        assert main(["run"]) == 0
+        err = capsys.readouterr().err
+        assert second["key"] == first["key"]
+        assert second["health"]["ha"]["connected"] is True
+        assert "admin.key" not in err
+    metadata = MetadataStore.in_dir(data, readonly=True)
+    try:
+        assert [k.name for k in metadata.api_keys()] == ["admin (first start)"]
+    finally:
+        metadata.close()
+
+
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_a_taken_api_port_fails_startup_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: str,
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("HOMEIQ_HA_URL", "http://127.0.0.1:9")  # never reached
+    monkeypatch.setenv("HOMEIQ_HA_TOKEN", TOKEN)
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("HOMEIQ_API_PORT", str(port))
+        assert main([command]) == 2
+    err = capsys.readouterr().err
+    assert f"homeiq: configuration error: HOMEIQ_API_PORT: port {port} on 127.0.0.1" in err
+    assert "already in use" in err
+    assert not data.exists()  # nothing started, nothing written
+
+
+def test_demo_without_the_api(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOMEIQ_API_ENABLED", "false")
+    data = tmp_path / "data"
+    out, final = run_demo(monkeypatch, capsys, data, 0.5)
+    assert "API at" not in out
+    assert out.splitlines()[1] == "Press Ctrl-C to stop."
+    assert not (data / "admin.key").exists()
+    assert final["stored"] == final["sent"]
+
+
+def test_logs_never_show_influxdb_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every secret setting is scrubbed from log lines, not only the Home Assistant token."""
+    password, token = "influx-pass-0123456789", "influx-token-0123456789"
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_PASSWORD", password)
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_TOKEN", token)
+
+    def careless_status(_settings: object, _args: object) -> int:
+        logging.getLogger("homeiq.somewhere").error("connecting with %s and %s", password, token)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_status", careless_status)
+    assert main(["status"]) == 0
+    err = capsys.readouterr().err
+    assert "connecting with <redacted> and <redacted>" in err
+    assert password not in err and token not in err

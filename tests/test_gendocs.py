@@ -1,15 +1,18 @@
-"""Generated reference docs: docs/cli.md and docs/settings.md match the code, writing is
-idempotent, and ``--check`` catches drift (and the repository's own copies are current)."""
+"""Generated reference docs: docs/cli.md, docs/settings.md and docs/api.md match the code,
+writing is idempotent, and ``--check`` catches drift (and the repository's own copies are
+current)."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from homeiq import gendocs
-from homeiq.gendocs import GENERATED, cli_markdown, main, settings_markdown
+from homeiq.api.app import openapi_schema
+from homeiq.gendocs import GENERATED, api_markdown, cli_markdown, main, settings_markdown
 from homeiq.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,6 +25,10 @@ SUBCOMMAND_USAGES = {
     ),
     "query": "usage: homeiq query [-h] [--since SINCE] [--until UNTIL] [--limit LIMIT] entity_id",
     "status": "usage: homeiq status [-h]",
+    "keys": "usage: homeiq keys [-h] ACTION ...",
+    "keys create": "usage: homeiq keys create [-h] --name NAME --scope {read,write,admin}",
+    "keys list": "usage: homeiq keys list [-h]",
+    "keys revoke": "usage: homeiq keys revoke [-h] key_id",
     "config": "usage: homeiq config [-h] ACTION ...",
     "config show": "usage: homeiq config show [-h]",
 }
@@ -143,16 +150,22 @@ def test_main_writes_both_files_then_check_passes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cli_md, settings_md = tmp_path / "docs" / "cli.md", tmp_path / "docs" / "settings.md"
+    api_md = tmp_path / "docs" / "api.md"
     assert main(["--root", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"wrote {cli_md}", f"wrote {settings_md}"]
+    assert capsys.readouterr().out.splitlines() == [
+        f"wrote {cli_md}",
+        f"wrote {settings_md}",
+        f"wrote {api_md}",
+    ]
     assert cli_md.read_text(encoding="utf-8") == cli_markdown()
     assert settings_md.read_text(encoding="utf-8") == settings_markdown()
+    assert api_md.read_text(encoding="utf-8") == api_markdown()
 
     # Up to date: a second write touches nothing, --check passes silently.
-    before = {p: p.stat().st_mtime_ns for p in (cli_md, settings_md)}
+    before = {p: p.stat().st_mtime_ns for p in (cli_md, settings_md, api_md)}
     assert main(["--root", str(tmp_path)]) == 0
     assert capsys.readouterr().out == ""
-    assert {p: p.stat().st_mtime_ns for p in (cli_md, settings_md)} == before
+    assert {p: p.stat().st_mtime_ns for p in (cli_md, settings_md, api_md)} == before
     assert main(["--check", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "")
@@ -207,13 +220,57 @@ def test_root_defaults_to_the_working_directory(
     assert main(["--check"]) == 0
 
 
-def test_outputs_are_the_two_docs(tmp_path: Path) -> None:
+def test_outputs_are_the_three_docs(tmp_path: Path) -> None:
     assert gendocs.outputs(tmp_path) == {
         tmp_path / "docs" / "cli.md": cli_markdown(),
         tmp_path / "docs" / "settings.md": settings_markdown(),
+        tmp_path / "docs" / "api.md": api_markdown(),
     }
 
 
 def test_repository_docs_are_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
     assert (REPO / "docs" / "cli.md").is_file()
     assert main(["--check", "--root", str(REPO)]) == 0, capsys.readouterr().err
+
+
+# -- docs/api.md -----------------------------------------------------------------------
+
+
+def test_api_markdown_documents_every_operation_with_its_scope_and_a_curl() -> None:
+    text = api_markdown()
+    assert text.startswith(f"# HTTP API reference\n\n{GENERATED}\n")
+    spec = openapi_schema()
+    operations = [(m.upper(), p, op) for p, item in spec["paths"].items() for m, op in item.items()]
+    headings = re.findall(r"^### ([A-Z]+ /\S*)$", text, flags=re.M)
+    assert headings == [f"{m} {p}" for m, p, _ in operations]
+    for method, path, operation in operations:
+        section = text.split(f"### {method} {path}\n", 1)[1].split("\n### ", 1)[0]
+        assert f"**{operation['summary']}.**" in section
+        scope = operation.get("x-required-scope")
+        assert (f"Key scope: `{scope}`" if scope else "No key needed.") in section
+        [curl] = re.findall(r"^curl .*$", section, flags=re.M)
+        assert ("Authorization: Bearer $HOMEIQ_API_KEY" in curl) is bool(scope)
+        assert "{" not in curl.split("http://", 1)[1]  # path parameters filled in
+        if method != "GET":
+            assert f"-X {method}" in curl
+        row = f"| {method} | `{path}` | {scope or 'none'} | {operation['summary']} |"
+        assert row in text
+
+
+def test_api_markdown_has_the_error_table_and_every_schema() -> None:
+    text = api_markdown()
+    errors = text.split("## Errors\n", 1)[1].split("\n## ", 1)[0]
+    for status in ("401", "403", "404", "413", "414", "422", "429", "500"):
+        assert re.search(rf"^\| {status} \| .+ \|$", errors, flags=re.M), status
+    for name in openapi_schema()["components"]["schemas"]:
+        assert f"\n### {name}\n" in text
+    assert "| `error` | `ErrorDetail` | yes |" in text
+    assert '-d \'{"name":"grafana","scopes":["read"]}\'' in text
+
+
+def test_api_markdown_does_not_depend_on_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = api_markdown()
+    monkeypatch.setenv("HOMEIQ_API_PORT", "9999")
+    monkeypatch.setenv("HOMEIQ_API_CORS_ORIGINS", "https://a.example")
+    monkeypatch.setenv("HOMEIQ_API_RATE_LIMIT_READ", "1/second")
+    assert api_markdown() == reference

@@ -367,3 +367,72 @@ def test_influxdb_credentials_from_files(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert settings.influxdb_password is not None
     assert settings.influxdb_password.get_secret_value() == "s3cret"
     assert redacted(settings)["influxdb_password"] == "<redacted>"
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+
+def test_api_defaults_are_safe() -> None:
+    settings = load_settings()
+    assert settings.api_enabled is True
+    assert settings.api_host == "127.0.0.1"
+    assert settings.api_port == 8642
+    assert settings.api_cors_origins == []
+    assert settings.api_rate_limit_read == "100/minute;20/second"
+    assert settings.api_rate_limit_ip == "300/minute;50/second"
+    assert settings.api_max_body_bytes == 1_048_576
+    assert settings.api_max_query_bytes == 4096
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://dash.example:8443", ["https://dash.example:8443"]),
+        (" http://a.lan , https://b.lan/ ", ["http://a.lan", "https://b.lan"]),
+        ('["http://a.lan", "http://b.lan:3000"]', ["http://a.lan", "http://b.lan:3000"]),
+        ("", []),
+    ],
+)
+def test_cors_origins_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: list[str]
+) -> None:
+    monkeypatch.setenv("HOMEIQ_API_CORS_ORIGINS", value)
+    assert load_settings().api_cors_origins == expected
+
+
+def test_cors_origins_from_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", 'api_cors_origins = ["https://dash.example"]\n')
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(config))
+    assert load_settings().api_cors_origins == ["https://dash.example"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HOMEIQ_API_CORS_ORIGINS", "*"),
+        ("HOMEIQ_API_CORS_ORIGINS", "dash.example"),
+        ("HOMEIQ_API_CORS_ORIGINS", "https://dash.example/app"),
+        ("HOMEIQ_API_CORS_ORIGINS", '["http://a.lan"'),
+        ("HOMEIQ_API_RATE_LIMIT_READ", "lots"),
+        ("HOMEIQ_API_RATE_LIMIT_IP", "100 per fortnight"),
+        ("HOMEIQ_API_PORT", "65536"),
+        ("HOMEIQ_API_PORT", "-1"),
+        ("HOMEIQ_API_MAX_BODY_BYTES", "10"),
+        ("HOMEIQ_API_MAX_QUERY_BYTES", "0"),
+    ],
+)
+def test_invalid_api_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.setting == variable
+
+
+def test_rate_limits_take_a_sustained_rate_and_a_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMEIQ_API_RATE_LIMIT_ADMIN", "10/minute;2/second")
+    monkeypatch.setenv("HOMEIQ_API_ENABLED", "false")
+    settings = load_settings()
+    assert settings.api_rate_limit_admin == "10/minute;2/second"
+    assert settings.api_enabled is False

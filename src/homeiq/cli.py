@@ -1,7 +1,9 @@
-"""The ``homeiq`` command: run, demo, simulate, query, status, config show.
+"""The ``homeiq`` command: run, demo, simulate, query, status, keys, config show.
 
 Each command is a small function over the runtime or the stores; exit codes are 0 for
-success, 1 for a runtime failure, 2 for bad configuration or usage.
+success, 1 for a runtime failure, 2 for bad configuration or usage. ``run`` and ``demo``
+also serve the HTTP API; the API modules are imported only by the commands that need
+them, so the reading commands start fast.
 """
 
 from __future__ import annotations
@@ -13,23 +15,28 @@ import logging
 import re
 import secrets
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from homeiq.api.scopes import SCOPES
 from homeiq.errors import AuthenticationFailed, ConfigError, HomeIQError
 from homeiq.metadata.store import METADATA_DB, MetadataStore
 from homeiq.observability.logging import setup_logging
 from homeiq.pipeline.normalize import format_time_us
 from homeiq.runtime import Runtime, ha_source
-from homeiq.settings import Settings, load_settings, redacted
+from homeiq.settings import Settings, load_settings, redacted, secret_fields
 from homeiq.sinks.base import EventReader
 from homeiq.sinks.influxdb import InfluxDBReader
 from homeiq.sinks.sqlite import EVENTS_DB, AsyncStore, SQLiteEventStore
+
+if TYPE_CHECKING:
+    from homeiq.api.server import ApiServer
 
 T = TypeVar("T")
 
@@ -62,13 +69,40 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def _run_until_signal(runtime: Runtime) -> None:
+def _api_socket(settings: Settings) -> socket.socket | None:
+    """The API's socket, bound before anything starts (a port in use: exit 2 at once)."""
+    if not settings.api_enabled:
+        return None
+    # Imported here, not in the event loop: FastAPI takes half a second to import, and
+    # the loop would stall for it while Home Assistant is already streaming.
+    from homeiq.api.server import api_socket
+
+    return api_socket(settings)
+
+
+def _first_admin_key(runtime: Runtime) -> None:
+    from homeiq.api.auth import ensure_admin_key
+
+    ensure_admin_key(runtime.metadata, runtime.settings.data_dir)
+
+
+async def _start_api(runtime: Runtime, sock: socket.socket | None) -> ApiServer | None:
+    if sock is None:
+        return None
+    from homeiq.api.server import serve
+
+    return await serve(runtime, sock)
+
+
+async def _run_until_signal(runtime: Runtime, api_socket: socket.socket | None = None) -> None:
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     await runtime.start()
+    api: ApiServer | None = None
     waiter = asyncio.create_task(runtime.wait())
     stopper = asyncio.create_task(stop.wait())
     try:
+        api = await _start_api(runtime, api_socket)
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if waiter.done():
             waiter.result()
@@ -77,6 +111,8 @@ async def _run_until_signal(runtime: Runtime) -> None:
         waiter.cancel()
         with contextlib.suppress(asyncio.CancelledError, HomeIQError):
             await waiter
+        if api is not None:
+            await api.stop()  # first: no request may use a store while it closes
         log.info("stopping: flushing queued events")
         await runtime.stop()
         stats = runtime.stats()
@@ -86,14 +122,37 @@ async def _run_until_signal(runtime: Runtime) -> None:
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     """Capture Home Assistant state changes until stopped."""
     url, token = ha_source(settings)  # before anything is created on disk
-    runtime = Runtime(settings)
-    runtime.connect_to(url, token)
-    log.info("storing events in %s", settings.data_dir.resolve())
-    asyncio.run(_run_until_signal(runtime))
+    sock = _api_socket(settings)
+    try:
+        runtime = Runtime(settings)
+        if sock is not None:
+            _first_admin_key(runtime)
+        runtime.connect_to(url, token)
+        log.info("storing events in %s", settings.data_dir.resolve())
+        asyncio.run(_run_until_signal(runtime, sock))
+    finally:
+        if sock is not None:
+            sock.close()  # already closed when the API ran; not when startup failed
     return 0
 
 
-async def _demo(settings: Settings, args: argparse.Namespace) -> None:
+def _api_line(runtime: Runtime, sock: socket.socket) -> str:
+    """Where the demo's API is and where its admin key is."""
+    from homeiq.api.auth import ADMIN_KEY_FILE
+    from homeiq.api.server import url_of
+
+    key_file = (runtime.settings.data_dir / ADMIN_KEY_FILE).resolve()
+    where = (
+        f"admin key in {key_file}"
+        if key_file.exists()
+        else "no admin.key (create a key: homeiq keys create --name NAME --scope admin)"
+    )
+    return f"API at {url_of(sock)}/api/v1 ({where})"
+
+
+async def _demo(
+    settings: Settings, args: argparse.Namespace, api_socket: socket.socket | None = None
+) -> None:
     from homeiq.ha.simulator import Simulator  # the simulator is only needed here
 
     stop = asyncio.Event()
@@ -103,10 +162,15 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
     # The home holds still until HomeIQ is subscribed, so every change it makes is seen.
     sim.pause()
     runtime = Runtime(settings)
+    if api_socket is not None:
+        _first_admin_key(runtime)
     runtime.connect_to(sim.url, sim.token)
     print(f"HomeIQ demo: simulated home at {sim.url}, storing in {settings.data_dir.resolve()}")
+    if api_socket is not None:
+        print(_api_line(runtime, api_socket))
     print("Press Ctrl-C to stop.")
     await runtime.start()
+    api: ApiServer | None = None
     waiter = asyncio.create_task(runtime.wait())
     last_stored, last_tick = 0, time.monotonic()
     try:
@@ -115,6 +179,7 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
         await asyncio.wait({connected, waiter}, return_when=asyncio.FIRST_COMPLETED)
         connected.cancel()
         sim.resume()
+        api = await _start_api(runtime, api_socket)  # its socket already queues clients
         while not stop.is_set() and not waiter.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
@@ -139,6 +204,8 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
         waiter.cancel()
         with contextlib.suppress(asyncio.CancelledError, HomeIQError):
             await waiter
+        if api is not None:
+            await api.stop()
         await runtime.stop()
         await sim.stop()
         stats = runtime.stats()
@@ -150,7 +217,12 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Run a simulated home and ingest it into the embedded store."""
-    asyncio.run(_demo(settings, args))
+    sock = _api_socket(settings)
+    try:
+        asyncio.run(_demo(settings, args, sock))
+    finally:
+        if sock is not None:
+            sock.close()
     return 0
 
 
@@ -252,6 +324,83 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(time_us: int | None) -> str | None:
+    if time_us is None:
+        return None
+    return datetime.fromtimestamp(time_us / 1_000_000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    """Create an API key and print it (the only time it is shown)."""
+    from homeiq.api.auth import create_key
+
+    metadata = MetadataStore.in_dir(settings.data_dir)
+    try:
+        key, stored = create_key(metadata, args.name, args.scope)
+    except ValueError as exc:
+        print(f"homeiq: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        metadata.close()
+    print(key)  # alone on stdout: KEY=$(homeiq keys create ...) works
+    print(
+        f"key {stored.id} ({stored.name}, scopes {' '.join(stored.scopes)}) created;"
+        " store it now, it is not shown again",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _existing_metadata(settings: Settings) -> MetadataStore:
+    path = settings.data_dir / METADATA_DB
+    if not path.exists():
+        raise ConfigError("HOMEIQ_DATA_DIR", f"no metadata at {path} (run homeiq first)")
+    return MetadataStore.in_dir(settings.data_dir)
+
+
+def cmd_keys_list(settings: Settings, _args: argparse.Namespace) -> int:
+    """Print every API key's record (never the keys)."""
+    metadata = _existing_metadata(settings)
+    try:
+        keys = metadata.api_keys()
+    finally:
+        metadata.close()
+    if not keys:
+        print("no API keys")
+        return 0
+    rows = [
+        (
+            k.id,
+            k.name,
+            " ".join(k.scopes),
+            _when(k.created_at),
+            _when(k.last_used_at),
+            _when(k.revoked_at) or "",
+        )
+        for k in keys
+    ]
+    print(_table(("id", "name", "scopes", "created", "last used", "revoked"), rows))
+    return 0
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    """Revoke an API key at once."""
+    metadata = _existing_metadata(settings)
+    try:
+        before = metadata.api_key(args.key_id)
+        revoked = metadata.revoke_api_key(args.key_id, time.time_ns() // 1000)
+    finally:
+        metadata.close()
+    if before is None or revoked is None:
+        print(f"homeiq: no API key with id {args.key_id}", file=sys.stderr)
+        return 1
+    if before.revoked:
+        print(f"key {revoked.id} ({revoked.name}) was already revoked")
+    else:
+        print(f"revoked key {revoked.id} ({revoked.name})")
+    return 0
+
+
 def cmd_config_show(settings: Settings, _args: argparse.Namespace) -> int:
     """Print the effective settings, secrets redacted."""
     print(orjson.dumps(redacted(settings), option=orjson.OPT_INDENT_2).decode())
@@ -293,6 +442,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="counts per domain and area, last event time")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("keys", help="manage API keys: create, list, revoke")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_sub.add_parser("create", help="create a key and print it (shown only once)")
+    create.add_argument("--name", required=True, help="what the key is for, e.g. grafana")
+    create.add_argument(
+        "--scope",
+        required=True,
+        action="append",
+        choices=SCOPES,
+        help="read, write or admin (admin includes write, write includes read)",
+    )
+    create.set_defaults(func=cmd_keys_create)
+    listing = keys_sub.add_parser("list", help="list keys with their scopes and last use")
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id", type=int, help="the key's id, from keys list")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
     p = sub.add_parser("config", help="inspect the configuration")
     config_sub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = config_sub.add_parser("show", help="print effective settings, secrets redacted")
@@ -308,8 +475,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"homeiq: configuration error: {exc}", file=sys.stderr)
         return 2
-    secrets = [s.get_secret_value() for s in (settings.ha_token,) if s is not None]
-    setup_logging(settings.log_level, settings.log_format, secrets)
+    hidden = [getattr(settings, name) for name in secret_fields()]
+    setup_logging(
+        settings.log_level,
+        settings.log_format,
+        [value.get_secret_value() for value in hidden if value is not None],
+    )
     try:
         return int(args.func(settings, args))
     except ConfigError as exc:

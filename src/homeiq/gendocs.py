@@ -1,19 +1,24 @@
-"""Generate the reference docs that must match the code: CLI help and settings table.
+"""Generate the reference docs that must match the code: CLI help, settings table and
+the HTTP API reference (from the app's OpenAPI schema).
 
-``python -m homeiq.gendocs`` rewrites docs/cli.md and docs/settings.md;
-``python -m homeiq.gendocs --check`` fails (exit 1) when either is out of date, which
-CI runs so the docs cannot drift from the code.
+``python -m homeiq.gendocs`` rewrites docs/cli.md, docs/settings.md and docs/api.md;
+``python -m homeiq.gendocs --check`` fails (exit 1) when any is out of date, which CI
+runs so the docs cannot drift from the code.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
+import orjson
 from pydantic_core import PydanticUndefined
 
+from homeiq.api.app import openapi_schema
 from homeiq.cli import build_parser
 from homeiq.settings import ENV_PREFIX, Settings, file_fields
 
@@ -87,11 +92,207 @@ def settings_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+API_BASE = "http://127.0.0.1:8642"
+ERROR_SCHEMA = "ErrorBody"
+SCOPE_NOTE = {
+    "read": "`read` (any key: read, write or admin)",
+    "write": "`write` (a write or admin key)",
+    "admin": "`admin`",
+}
+
+
+def _ref_name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def _type(schema: dict[str, Any]) -> str:
+    """A short human name for a JSON schema: `EntityOut`, list of string, integer or null."""
+    if "$ref" in schema:
+        return f"`{_ref_name(schema['$ref'])}`"
+    if "anyOf" in schema:
+        return " or ".join(_type(s) for s in schema["anyOf"])
+    if "enum" in schema:
+        return " \\| ".join(f"`{v}`" for v in schema["enum"])
+    if "const" in schema:
+        return f"`{schema['const']}`"
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"list of {_type(schema.get('items', {}))}"
+    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        return f"object of {_type(schema['additionalProperties'])}"
+    return str(kind)
+
+
+def _constraints(schema: dict[str, Any]) -> str:
+    shown = {
+        "minimum": "≥ {}",
+        "maximum": "≤ {}",
+        "minLength": "length ≥ {}",
+        "maxLength": "length ≤ {}",
+        "minItems": "items ≥ {}",
+        "maxItems": "items ≤ {}",
+    }
+    found = []
+    for option in [schema, *schema.get("anyOf", [])]:
+        found += [fmt.format(option[key]) for key, fmt in shown.items() if key in option]
+    if "default" in schema and schema["default"] is not None:
+        found.append(f"default `{schema['default']}`")
+    return "; ".join(found)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _example_value(name: str, schema: dict[str, Any]) -> Any:
+    for option in [schema, *schema.get("anyOf", [])]:
+        if option.get("examples"):
+            return option["examples"][0]
+    if schema.get("type") == "integer":
+        return 1
+    return name.upper()
+
+
+def _example_body(schema: dict[str, Any], components: dict[str, Any]) -> Any:
+    """An example request body: the model's own example, else its fields' examples."""
+    if "anyOf" in schema:  # one of several shapes: show the first
+        schema = schema["anyOf"][0]
+    if "$ref" in schema:
+        schema = components[_ref_name(schema["$ref"])]
+    if schema.get("examples"):
+        return schema["examples"][0]
+    required = schema.get("required", [])
+    return {
+        name: _example_value(name, field)
+        for name, field in schema.get("properties", {}).items()
+        if name in required or field.get("examples")
+    }
+
+
+def _curl(method: str, path: str, operation: dict[str, Any], components: dict[str, Any]) -> str:
+    url = path
+    for param in operation.get("parameters", []):
+        if param["in"] == "path":
+            value = _example_value(param["name"], param["schema"])
+            url = url.replace("{" + param["name"] + "}", str(value))
+    parts = ["curl"]
+    if method != "get":
+        parts += ["-X", method.upper()]
+    if operation.get("security"):
+        parts += ["-H", '"Authorization: Bearer $HOMEIQ_API_KEY"']
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None:
+        example = orjson.dumps(_example_body(body["schema"], components)).decode()
+        parts += ["-H", "'Content-Type: application/json'", "-d", shlex.quote(example)]
+    parts.append(shlex.quote(API_BASE + url))
+    return " ".join(parts)
+
+
+def _operation_markdown(
+    method: str, path: str, operation: dict[str, Any], components: dict[str, Any]
+) -> list[str]:
+    lines = [f"### {method.upper()} {path}", "", f"**{operation.get('summary', '')}.**", ""]
+    if operation.get("description"):
+        lines += [" ".join(operation["description"].split()), ""]
+    scope = operation.get("x-required-scope")
+    lines += [f"Key scope: {SCOPE_NOTE[scope]}." if scope else "No key needed.", ""]
+    params = operation.get("parameters", [])
+    if params:
+        lines += ["| parameter | in | type | required | notes |", "|---|---|---|---|---|"]
+        for p in params:
+            notes = _cell(" ".join(filter(None, [p.get("description"), _constraints(p["schema"])])))
+            required = "yes" if p.get("required") else "no"
+            lines.append(
+                f"| `{p['name']}` | {p['in']} | {_type(p['schema'])} | {required} | {notes} |"
+            )
+        lines.append("")
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None:
+        lines += [f"Request body: {_type(body['schema'])} (JSON).", ""]
+    lines += ["| status | body | meaning |", "|---|---|---|"]
+    errors = []
+    for status, response in sorted(operation["responses"].items()):
+        content = response.get("content", {})
+        if "application/json" in content:
+            shape = _type(content["application/json"].get("schema", {}))
+        else:
+            shape = ", ".join(f"`{kind}`" for kind in content) or "none"
+        if shape == f"`{ERROR_SCHEMA}`":
+            errors.append(status)
+            continue
+        lines.append(f"| {status} | {shape} | {_cell(response.get('description', ''))} |")
+    if errors:
+        lines.append(f"| {', '.join(errors)} | `{ERROR_SCHEMA}` | see [Errors](#errors) |")
+    lines += ["", "```sh", _curl(method, path, operation, components), "```", ""]
+    return lines
+
+
+def _schema_markdown(name: str, schema: dict[str, Any]) -> list[str]:
+    lines = [f"### {name}", ""]
+    if schema.get("description"):
+        lines += [" ".join(schema["description"].split()), ""]
+    required = set(schema.get("required", []))
+    lines += ["| field | type | required | notes |", "|---|---|---|---|"]
+    for field, spec in schema.get("properties", {}).items():
+        notes = _cell(" ".join(filter(None, [spec.get("description"), _constraints(spec)])))
+        needed = "yes" if field in required else "no"
+        lines.append(f"| `{field}` | {_type(spec)} | {needed} | {notes} |")
+    return [*lines, ""]
+
+
+def api_markdown() -> str:
+    """docs/api.md: every endpoint of the OpenAPI schema, its scope, parameters,
+    responses and a curl example, then every schema's fields."""
+    spec = openapi_schema()
+    components = spec["components"]["schemas"]
+    lines = [
+        "# HTTP API reference",
+        "",
+        GENERATED,
+        "",
+        f"{spec['info']['title']} {spec['info']['version']}, served by `homeiq run` and"
+        f" `homeiq demo` at {API_BASE} by default (`HOMEIQ_API_HOST`, `HOMEIQ_API_PORT`).",
+        "The schema itself is at `/api/v1/openapi.json` (read key). The examples read the",
+        "key from `$HOMEIQ_API_KEY`; `X-API-Key: KEY` works as well as the Bearer header.",
+        "",
+        spec["info"]["description"].strip(),
+        "",
+        "## Endpoints",
+        "",
+        "| method | path | scope | summary |",
+        "|---|---|---|---|",
+    ]
+    operations = [
+        (method, path, operation)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+    ]
+    for method, path, operation in operations:
+        scope = operation.get("x-required-scope") or "none"
+        lines.append(f"| {method.upper()} | `{path}` | {scope} | {operation.get('summary', '')} |")
+    lines += ["", "## Errors", "", "| status | meaning |", "|---|---|"]
+    meanings: dict[str, str] = {}
+    for _, _, operation in operations:
+        for status, response in operation["responses"].items():
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            if _type(schema) == f"`{ERROR_SCHEMA}`":
+                meanings.setdefault(status, response.get("description", ""))
+    lines += [f"| {status} | {_cell(meanings[status])} |" for status in sorted(meanings)]
+    lines += ["", "## Operations", ""]
+    for method, path, operation in operations:
+        lines += _operation_markdown(method, path, operation, components)
+    lines += ["## Schemas", ""]
+    for name in sorted(components):
+        lines += _schema_markdown(name, components[name])
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 def outputs(root: Path) -> dict[Path, str]:
     """Each generated file and the text it must hold."""
     return {
         root / "docs" / "cli.md": cli_markdown(),
         root / "docs" / "settings.md": settings_markdown(),
+        root / "docs" / "api.md": api_markdown(),
     }
 
 

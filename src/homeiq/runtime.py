@@ -284,6 +284,11 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer_task
 
+    @property
+    def writing(self) -> bool:
+        """True while the writer runs: started, not stopped, not crashed (readiness)."""
+        return self._writer_task is not None and not self._writer_task.done()
+
     def stats(self) -> LiveStats:
         """Counters as they are now."""
         m = self.metrics

@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+import limits
+import orjson
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -233,6 +237,59 @@ class Settings(BaseSettings):
         gt=0,
         description="On SIGTERM/SIGINT, time allowed to flush the queue before exiting.",
     )
+    api_enabled: bool = Field(
+        default=True,
+        description="Serve the HTTP API (and /metrics) from `homeiq run` and `homeiq demo`.",
+    )
+    api_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description=(
+            "Address the API listens on. Loopback by default; any other address exposes the"
+            " API to the network (logged as a warning)."
+        ),
+    )
+    api_port: int = Field(
+        default=8642, ge=0, le=65535, description="TCP port of the API (0 = any free port)."
+    )
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Browser origins allowed to call the API (CORS), comma-separated, e.g."
+            " https://dash.example:8443. Empty: no CORS headers at all."
+        ),
+    )
+    api_rate_limit_read: str = Field(
+        default="100/minute;20/second",
+        description=(
+            "Requests allowed per key whose highest scope is read: a sustained rate and a"
+            " burst, both enforced (`limits` notation, ';'-separated)."
+        ),
+    )
+    api_rate_limit_write: str = Field(
+        default="100/minute;20/second",
+        description="Requests allowed per key whose highest scope is write (as for read).",
+    )
+    api_rate_limit_admin: str = Field(
+        default="100/minute;20/second",
+        description="Requests allowed per key with the admin scope (as for read).",
+    )
+    api_rate_limit_ip: str = Field(
+        default="300/minute;50/second",
+        description=(
+            "Requests allowed per client IP address, with or without a key (all but /healthz)."
+        ),
+    )
+    api_max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body accepted; larger ones get 413 before being read.",
+    )
+    api_max_query_bytes: int = Field(
+        default=4096,
+        ge=256,
+        description="Longest query string accepted; longer ones get 414.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Minimum log level."
     )
@@ -258,6 +315,46 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        # From the environment: comma-separated, or a JSON list; from TOML: a list.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return orjson.loads(text)
+                except orjson.JSONDecodeError as exc:
+                    raise ValueError(f"not a JSON list of origins: {exc}") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        checked = []
+        for origin in value:
+            origin = origin.strip().rstrip("/")
+            parts = urlsplit(origin)
+            # An origin is scheme://host[:port]; "*" would turn the allow-list off.
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+                raise ValueError(f"{origin!r} is not an origin like https://host:port")
+            checked.append(origin)
+        return checked
+
+    @field_validator(
+        "api_rate_limit_read", "api_rate_limit_write", "api_rate_limit_admin", "api_rate_limit_ip"
+    )
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        try:
+            parsed = limits.parse_many(value)
+        except ValueError:
+            parsed = []
+        if not parsed:
+            raise ValueError("expected limits like 100/minute;20/second")
         return value
 
     @model_validator(mode="after")

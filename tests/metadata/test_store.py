@@ -367,3 +367,101 @@ def test_quality_events_newest_first_and_by_kind(tmp_path: Path) -> None:
         QualityEvent(2, "spool_dropped", 30, 40, 5000, "spool full")
     ]
     store.close()
+
+
+# -- API keys -------------------------------------------------------------------------------------
+
+
+def test_api_keys_table_arrives_as_version_3(tmp_path: Path) -> None:
+    MetadataStore.in_dir(tmp_path).close()
+    assert [v for v, _ in versions(tmp_path / METADATA_DB)] == [1, 2, 3]
+    conn = sqlite3.connect(tmp_path / METADATA_DB)
+    try:
+        assert "api_keys" in tables(conn)
+    finally:
+        conn.close()
+
+
+def test_a_version_2_database_gains_the_api_keys_table_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / METADATA_DB
+    conn = connect(str(path))
+    migrate(conn, schema.STEPS[:2])
+    conn.execute("INSERT INTO kv VALUES ('durable_until_us', '42')")
+    conn.close()
+    store = MetadataStore(path)
+    try:
+        assert store.get("durable_until_us") == "42"
+        assert store.api_key_count() == 0
+    finally:
+        store.close()
+
+
+def test_api_key_lifecycle(store: MetadataStore) -> None:
+    added = store.add_api_key(name="grafana", scopes=["read"], key_hash="h1", created_at=10)
+    other = store.add_api_key(name="ops", scopes=["write", "admin"], key_hash="h2", created_at=20)
+    assert (added.id, added.scopes, added.last_used_at, added.revoked) == (
+        1,
+        ("read",),
+        None,
+        False,
+    )
+    assert store.api_key_by_hash("h2") == other
+    assert store.api_key_by_hash("nope") is None
+    assert store.api_key(other.id) == other
+    assert store.api_key(99) is None
+    assert [k.name for k in store.api_keys()] == ["grafana", "ops"]
+    assert store.api_key_count() == 2
+
+    store.touch_api_key(added.id, 15)
+    touched = store.api_key(added.id)
+    assert touched is not None and touched.last_used_at == 15
+
+    revoked = store.revoke_api_key(added.id, 30)
+    assert revoked is not None and revoked.revoked_at == 30 and revoked.revoked
+    again = store.revoke_api_key(added.id, 40)
+    assert again is not None and again.revoked_at == 30  # the first revocation stands
+    assert store.revoke_api_key(99, 40) is None
+    assert store.api_key_count() == 2  # revoked keys are kept (audit), never reused
+
+
+def test_api_key_hashes_are_unique(store: MetadataStore) -> None:
+    store.add_api_key(name="a", scopes=["read"], key_hash="same", created_at=1)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_api_key(name="b", scopes=["read"], key_hash="same", created_at=2)
+
+
+def test_revoked_key_ids_are_never_reused(tmp_path: Path) -> None:
+    store = MetadataStore.in_dir(tmp_path)
+    try:
+        first = store.add_api_key(name="a", scopes=["read"], key_hash="h1", created_at=1)
+        with transaction(store._conn) as conn:  # even if a row were deleted by hand
+            conn.execute("DELETE FROM api_keys WHERE id = ?", (first.id,))
+        second = store.add_api_key(name="b", scopes=["read"], key_hash="h2", created_at=2)
+        assert second.id == first.id + 1
+    finally:
+        store.close()
+
+
+# -- dead letters by id --------------------------------------------------------------------------
+
+
+def test_dead_letter_pages_cursor_and_reason(store: MetadataStore) -> None:
+    store.add_dead_letters([letter(f"r{i % 2}", i) for i in range(5)])
+    page = store.dead_letter_page(limit=2)
+    assert [k.id for k in page] == [5, 4]
+    assert [k.id for k in store.dead_letter_page(before_id=4, limit=10)] == [3, 2, 1]
+    assert [k.id for k in store.dead_letter_page(reason="r1")] == [4, 2]
+    assert [k.id for k in store.dead_letter_page(reason="r0", before_id=5)] == [3, 1]
+    assert page[0].letter.detail == "detail 4"
+    assert [k.id for k in store.oldest_dead_letters("r0", 2)] == [1, 3]
+
+
+def test_dead_letters_by_id_and_removal(store: MetadataStore) -> None:
+    store.add_dead_letters([letter("r", i) for i in range(1200)])
+    wanted = [1200, 3, 3, 999, 5000, 1]
+    assert [k.id for k in store.dead_letters_by_id(wanted)] == [1, 3, 999, 1200]
+    assert len(store.dead_letters_by_id(range(1, 1201))) == 1200  # chunked past SQLite's cap
+    assert store.remove_dead_letters([3, 3, 999, 5000]) == 2
+    assert store.remove_dead_letters([]) == 0
+    assert store.dead_letter_counts() == {"r": 1198}
+    assert [k.id for k in store.dead_letters_by_id([3, 4])] == [4]

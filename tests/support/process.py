@@ -28,6 +28,7 @@ class HomeIQProcess:
             HOMEIQ_HA_TOKEN_FILE=str(token_file),
             HOMEIQ_DATA_DIR=str(data_dir),
             HOMEIQ_BATCH_MAX_AGE_S="0.2",
+            HOMEIQ_API_PORT="0",  # the API on any free port: never one two runs share
         )
         self.env.update(env)
         self.proc: subprocess.Popen[bytes] | None = None

@@ -61,4 +61,23 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
-STEPS = (_v1, _v2)
+def _v3(conn: sqlite3.Connection) -> None:
+    # api_keys: only a hash of each key is kept (the key is shown once, at creation).
+    # AUTOINCREMENT: an id never comes back, so a revoked key's id stays unambiguous
+    # in logs and audits. scopes: space-separated.
+    run_script(
+        conn,
+        """
+        CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            scopes TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            last_used_at INTEGER,
+            revoked_at INTEGER);
+        """,
+    )
+
+
+STEPS = (_v1, _v2, _v3)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from homeiq.metadata import schema
 from homeiq.metadata.migrations import check_version, connect, migrate, transaction
@@ -22,6 +24,49 @@ from homeiq.model import (
 )
 
 METADATA_DB = "metadata.db"
+
+
+@dataclass(slots=True, frozen=True)
+class StoredDeadLetter:
+    """A dead letter with its row id (what the API browses and re-drives by)."""
+
+    id: int
+    letter: DeadLetter
+
+
+@dataclass(slots=True, frozen=True)
+class StoredApiKey:
+    """An API key as stored: everything but the key (only its hash is kept, not returned).
+
+    Times are integer microseconds since the epoch.
+    """
+
+    id: int
+    name: str
+    scopes: tuple[str, ...]
+    created_at: int
+    last_used_at: int | None = None
+    revoked_at: int | None = None
+
+    @property
+    def revoked(self) -> bool:
+        """True once the key was revoked."""
+        return self.revoked_at is not None
+
+
+_KEY_COLUMNS = "id, name, scopes, created_at, last_used_at, revoked_at"
+
+
+def _key(row: Any) -> StoredApiKey:
+    key_id, name, scopes, created_at, last_used_at, revoked_at = row
+    return StoredApiKey(
+        int(key_id),
+        str(name),
+        tuple(str(scopes).split()),
+        int(created_at),
+        None if last_used_at is None else int(last_used_at),
+        None if revoked_at is None else int(revoked_at),
+    )
 
 
 class MetadataStore:
@@ -128,6 +173,121 @@ class MetadataStore:
             rows = self._conn.execute(sql, (*params, limit)).fetchall()
         return [DeadLetter(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows]
 
+    def dead_letter_page(
+        self, *, reason: str | None = None, before_id: int | None = None, limit: int = 100
+    ) -> list[StoredDeadLetter]:
+        """Dead letters newest first, with ids below ``before_id`` (a cursor), of one reason."""
+        sql = "SELECT id, reason, detail, payload, received_at, entity_id FROM dead_letters"
+        where: list[str] = []
+        params: list[object] = []
+        if reason is not None:
+            where.append("reason = ?")
+            params.append(reason)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        return [_stored_letter(row) for row in rows]
+
+    def oldest_dead_letters(self, reason: str, limit: int) -> list[StoredDeadLetter]:
+        """The oldest dead letters of one reason, oldest first (the order they came in)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, reason, detail, payload, received_at, entity_id FROM dead_letters"
+                " WHERE reason = ? ORDER BY id LIMIT ?",
+                (reason, limit),
+            ).fetchall()
+        return [_stored_letter(row) for row in rows]
+
+    def dead_letters_by_id(self, ids: Iterable[int]) -> list[StoredDeadLetter]:
+        """The dead letters with these ids (unknown ids are skipped), oldest first."""
+        wanted = sorted(set(ids))
+        found: list[StoredDeadLetter] = []
+        with self._lock:
+            # Chunks: SQLite caps the number of bound parameters (999 in old builds).
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    "SELECT id, reason, detail, payload, received_at, entity_id"
+                    f" FROM dead_letters WHERE id IN ({marks}) ORDER BY id",
+                    chunk,
+                ).fetchall()
+                found += [_stored_letter(row) for row in rows]
+        return found
+
+    def remove_dead_letters(self, ids: Iterable[int]) -> int:
+        """Delete dead letters (once re-driven into the store); returns how many went."""
+        rows = [(i,) for i in set(ids)]
+        if not rows:
+            return 0
+        with self._lock, transaction(self._conn) as conn:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM dead_letters WHERE id = ?", rows)
+            return conn.total_changes - before
+
+    # -- API keys ---------------------------------------------------------------------
+
+    def add_api_key(
+        self, *, name: str, scopes: Sequence[str], key_hash: str, created_at: int
+    ) -> StoredApiKey:
+        """Store a new key by its hash; returns it with its id."""
+        with self._lock, transaction(self._conn) as conn:
+            cur = conn.execute(
+                "INSERT INTO api_keys (name, key_hash, scopes, created_at) VALUES (?, ?, ?, ?)",
+                (name, key_hash, " ".join(scopes), created_at),
+            )
+        return StoredApiKey(int(cur.lastrowid or 0), name, tuple(scopes), created_at)
+
+    def api_key_by_hash(self, key_hash: str) -> StoredApiKey | None:
+        """The key with this hash, revoked or not; None when there is none."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)
+            ).fetchone()
+        return None if row is None else _key(row)
+
+    def api_key(self, key_id: int) -> StoredApiKey | None:
+        """The key with this id, revoked or not."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+        return None if row is None else _key(row)
+
+    def api_keys(self) -> list[StoredApiKey]:
+        """Every key ever created (revoked ones too), oldest first."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id").fetchall()
+        return [_key(row) for row in rows]
+
+    def api_key_count(self) -> int:
+        """How many keys were ever created (revoked ones included)."""
+        with self._lock:
+            (count,) = self._conn.execute("SELECT COUNT(*) FROM api_keys").fetchone()
+        return int(count)
+
+    def revoke_api_key(self, key_id: int, at: int) -> StoredApiKey | None:
+        """Revoke a key (a no-op when it already is); None when no key has this id."""
+        with self._lock, transaction(self._conn) as conn:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, key_id),
+            )
+            row = conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+        return None if row is None else _key(row)
+
+    def touch_api_key(self, key_id: int, at: int) -> None:
+        """Record that a key was used at ``at``."""
+        with self._lock, transaction(self._conn) as conn:
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))
+
     # -- small state ------------------------------------------------------------------
 
     def get(self, key: str) -> str | None:
@@ -189,3 +349,17 @@ class MetadataStore:
         with self._lock:
             rows = self._conn.execute(sql, (*params, limit)).fetchall()
         return [QualityEvent(*row) for row in rows]
+
+
+def _stored_letter(row: Any) -> StoredDeadLetter:
+    letter_id, reason, detail, payload, received_at, entity_id = row
+    return StoredDeadLetter(
+        int(letter_id),
+        DeadLetter(
+            str(reason),
+            str(detail),
+            bytes(payload),
+            int(received_at),
+            None if entity_id is None else str(entity_id),
+        ),
+    )

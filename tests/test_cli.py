@@ -25,6 +25,7 @@ import homeiq.cli as cli
 from homeiq.api.auth import hash_key
 from homeiq.cli import main, parse_since
 from homeiq.ha.simulator import Simulator
+from homeiq.maintenance.rollups import RollupStore
 from homeiq.metadata.store import METADATA_DB, MetadataStore
 from homeiq.model import DeadLetter, EventRecord, Source
 from homeiq.pipeline.normalize import format_time_us, parse_time_us
@@ -981,3 +982,17 @@ def test_logs_never_show_influxdb_secrets(
     err = capsys.readouterr().err
     assert "connecting with <redacted> and <redacted>" in err
     assert password not in err and token not in err
+
+
+def test_rollups_rebuild_recomputes_statistics_from_the_events(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rollups", "rebuild", "--since", "2024-05-01T00:00:00+00:00"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("rebuilt ") and "of 3 entities since 2024-05-01T00:00:00+00:00" in out
+    store = RollupStore.in_dir(data_dir, readonly=True)
+    try:
+        (hour,) = store.buckets("1h", "sensor.x", 0, 2**62)
+    finally:
+        store.close()
+    assert (hour.count, hour.last_state) == (4, "22.25")

@@ -29,6 +29,8 @@ SUBCOMMAND_USAGES = {
     "keys create": "usage: homeiq keys create [-h] --name NAME --scope {read,write,admin}",
     "keys list": "usage: homeiq keys list [-h]",
     "keys revoke": "usage: homeiq keys revoke [-h] key_id",
+    "rollups": "usage: homeiq rollups [-h] ACTION ...",
+    "rollups rebuild": "usage: homeiq rollups rebuild [-h] --since SINCE [--entity ENTITY]",
     "config": "usage: homeiq config [-h] ACTION ...",
     "config show": "usage: homeiq config show [-h]",
 }

@@ -26,6 +26,8 @@ import orjson
 
 from homeiq.api.scopes import SCOPES
 from homeiq.errors import AuthenticationFailed, ConfigError, HomeIQError
+from homeiq.maintenance.rollups import RollupStore
+from homeiq.maintenance.statistics import RollupMaintainer, rebuild_range
 from homeiq.metadata.store import METADATA_DB, MetadataStore
 from homeiq.observability.logging import setup_logging
 from homeiq.pipeline.normalize import format_time_us
@@ -401,6 +403,24 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollups_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    """Recompute the statistics rollups from the stored events."""
+    end = int(time.time() * 1_000_000)
+    start = args.since
+
+    async def rebuild(reader: EventReader) -> tuple[int, int]:
+        store = RollupStore.in_dir(settings.data_dir)
+        try:
+            maintainer = RollupMaintainer(reader, store)
+            return await rebuild_range(maintainer, start, end, args.entity or None)
+        finally:
+            store.close()
+
+    entities, buckets = _read(settings, rebuild)
+    print(f"rebuilt {buckets} buckets of {entities} entities since {format_time_us(start)}")
+    return 0
+
+
 def cmd_config_show(settings: Settings, _args: argparse.Namespace) -> int:
     """Print the effective settings, secrets redacted."""
     print(orjson.dumps(redacted(settings), option=orjson.OPT_INDENT_2).decode())
@@ -459,6 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id", type=int, help="the key's id, from keys list")
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    p = sub.add_parser("rollups", help="statistics rollups: rebuild a range")
+    rollups_sub = p.add_subparsers(dest="rollups_command", required=True, metavar="ACTION")
+    rebuild = rollups_sub.add_parser("rebuild", help="recompute rollups from stored events")
+    rebuild.add_argument("--since", type=parse_since, required=True, help="30d, 1w or ISO time")
+    rebuild.add_argument(
+        "--entity", action="append", help="only this entity (repeatable; default: all)"
+    )
+    rebuild.set_defaults(func=cmd_rollups_rebuild)
 
     p = sub.add_parser("config", help="inspect the configuration")
     config_sub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")

@@ -19,6 +19,8 @@ from homeiq.ha.backfill import Backfiller
 from homeiq.ha.client import HAClient
 from homeiq.ha.gaps import GapFiller
 from homeiq.ha.sync import RegistrySync
+from homeiq.maintenance.rollups import RollupStore
+from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
 from homeiq.metadata.store import MetadataStore
 from homeiq.observability.metrics import Metrics
@@ -31,7 +33,7 @@ from homeiq.pipeline.writer import Writer
 from homeiq.settings import Settings
 from homeiq.sinks.base import EventReader, Sink
 from homeiq.sinks.influxdb import InfluxDBReader, InfluxDBSink
-from homeiq.sinks.sqlite import SQLiteSink
+from homeiq.sinks.sqlite import SQLiteReader, SQLiteSink
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def open_stores(settings: Settings) -> tuple[Sink, EventReader]:
     if settings.store == "influxdb":
         return InfluxDBSink.from_settings(settings), InfluxDBReader.from_settings(settings)
     sqlite = SQLiteSink(settings.data_dir, writer=settings.sqlite_writer)
-    return sqlite, sqlite
+    return sqlite, SQLiteReader(settings.data_dir)
 
 
 GC_INTERVAL_S = 30.0
@@ -150,6 +152,9 @@ class Runtime:
             self.metrics,
             retry_attempts=settings.sink_retry_attempts,
         )
+        self.rollups = RollupStore.in_dir(settings.data_dir)
+        self.rollup_maintainer = RollupMaintainer(self.reader, self.rollups)
+        self.delivery.on_stored = self.rollup_maintainer.stored
         self.queue = EventQueue(settings.queue_max_events, self.metrics)
         self.normalizer = Normalizer(
             placement_of=self.registry.placement_of,
@@ -226,6 +231,7 @@ class Runtime:
         self.gc.start()
         await self.sink.open()
         self.delivery.start()
+        self.rollup_maintainer.start()
         self._writer_task = asyncio.create_task(self.writer.run(), name="writer")
         if self.gaps is not None:
             self._gaps_task = asyncio.create_task(self.gaps.run(), name="backfill")
@@ -259,9 +265,10 @@ class Runtime:
         finally:
             # Whatever happened to the writer, the stores close: no thread outlives us.
             await self.delivery.stop()
+            await self.rollup_maintainer.stop()  # a last refresh, while the reader is open
             await self.sink.close()
-            if self.reader is not self.sink:  # type: ignore[comparison-overlap]  # SQLite: one
-                await self.reader.close()
+            await self.reader.close()
+            self.rollups.close()
             self.spool.close()
             self.metadata.close()
             await self.gc.stop()

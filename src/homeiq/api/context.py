@@ -20,6 +20,8 @@ from typing import Annotated, Protocol, cast
 
 from fastapi import Depends, Request
 
+from homeiq.maintenance.rollups import RollupStore
+from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
 from homeiq.metadata.store import MetadataStore
 from homeiq.observability.metrics import Metrics
@@ -107,6 +109,14 @@ class ApiHost(Protocol):
     def writing(self) -> bool:
         """True while the writer runs."""
 
+    @property
+    def rollups(self) -> RollupStore:
+        """rollups.db: the buckets statistics are answered from."""
+
+    @property
+    def rollup_maintainer(self) -> RollupMaintainer:
+        """Keeps the rollups current; rebuilds ranges on request."""
+
 
 def host_of(request: Request) -> ApiHost:
     """The host stored on the app by :func:`homeiq.api.app.create_app`."""
@@ -142,7 +152,13 @@ async def get_registry(request: Request) -> Registry:
     return host_of(request).registry
 
 
+async def get_rollups(request: Request) -> RollupStore:
+    """Dependency: rollups.db (synchronous: call it with ``asyncio.to_thread``)."""
+    return host_of(request).rollups
+
+
 Host = Annotated[ApiHost, Depends(get_host)]
+Rollups = Annotated[RollupStore, Depends(get_rollups)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Reader = Annotated[EventReader, Depends(get_reader)]
 Metadata = Annotated[MetadataStore, Depends(get_metadata)]

@@ -117,6 +117,25 @@ class RollupMaintainer:
         return written
 
 
+async def rebuild_range(
+    maintainer: RollupMaintainer,
+    start: int,
+    end: int,
+    entity_ids: Sequence[str] | None = None,
+) -> tuple[int, int]:
+    """Rebuild the rollups of ``entity_ids`` (default: every entity with events since
+    ``start``) from ``start`` on; returns (entities, buckets written)."""
+    if entity_ids is None:
+        span = max(1, (end - start) // 1_000_000 + 1)
+        found = await maintainer.reader.activity(start, end, bucket_s=span, top=10**9)
+        entity_ids = [e for e, _ in found.top_entities]
+    written = 0
+    for at in range(0, len(entity_ids), ENTITIES_PER_READ):
+        chunk = entity_ids[at : at + ENTITIES_PER_READ]
+        written += await maintainer.rebuild(chunk, start, end)
+    return len(entity_ids), written
+
+
 @dataclass(frozen=True, slots=True)
 class Statistics:
     """Buckets of one entity over a range, quiet ones included."""

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from homeiq.api.routes import admin, health, registry
+from homeiq.api.routes import admin, events, health, registry, statistics
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.public,
     health.protected,
     registry.router,
+    events.router,
+    statistics.router,
     admin.router,
+    statistics.admin,
 )
 
 __all__ = ["ROUTERS"]

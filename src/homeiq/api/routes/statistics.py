@@ -1,0 +1,136 @@
+"""Statistics from the rollups (never from the raw events), and rebuilding them.
+
+Numeric entities get count, mean, min, max, last and the time-weighted mean per
+bucket; every entity gets the time spent in each state (a light's on-time, a climate
+mode, a binary sensor), which Home Assistant's own long-term statistics do not keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from homeiq.api.auth import require
+from homeiq.api.context import Host, Rollups
+from homeiq.api.errors import ApiError, error_responses
+from homeiq.api.routes.events import Iso, Text, checked_entity_ids, now_us, to_us
+from homeiq.maintenance.rollups import Bucket
+from homeiq.maintenance.statistics import rebuild_range, statistics
+from homeiq.pipeline.normalize import format_time_us
+
+router = APIRouter(
+    prefix="/api/v1/statistics",
+    tags=["statistics"],
+    dependencies=[Depends(require("read"))],
+    responses=error_responses(400, 401, 403, 413, 414, 422, 429, 500),
+)
+admin = APIRouter(
+    prefix="/api/v1/admin/rollups",
+    tags=["admin"],
+    dependencies=[Depends(require("admin"))],
+    responses=error_responses(400, 401, 403, 413, 414, 422, 429, 500),
+)
+
+ENTITIES_MAX = 20
+BUCKETS_MAX = 10_000  # per answer: 35 days of 5-minute buckets, 13 months of hours
+PERIOD_S = {"5m": 300, "1h": 3600, "1d": 86400}
+
+
+class BucketOut(BaseModel):
+    """One bucket of one entity."""
+
+    start: str
+    count: int = Field(description="Events in the bucket.")
+    mean: float | None = Field(description="Mean of the numeric values reported.")
+    min: float | None
+    max: float | None
+    last: float | None = Field(description="Last numeric value (null if not numeric).")
+    last_state: str | None
+    time_weighted_mean: float | None = Field(
+        description="Mean of the value over the time it was numeric in the bucket."
+    )
+    state_seconds: dict[str, float] = Field(description="Seconds spent in each state.")
+
+
+class StatisticsOut(BaseModel):
+    """Buckets per entity; buckets without events carry the previous state."""
+
+    period: Literal["5m", "1h", "1d"]
+    start: str
+    end: str
+    entities: dict[str, list[BucketOut]]
+
+
+def bucket_out(b: Bucket) -> dict[str, Any]:
+    """The JSON shape of a bucket."""
+    return {
+        "start": format_time_us(b.start),
+        "count": b.count,
+        "mean": b.mean,
+        "min": b.min,
+        "max": b.max,
+        "last": b.last_value,
+        "last_state": b.last_state,
+        "time_weighted_mean": b.time_weighted_mean,
+        "state_seconds": b.state_seconds,
+    }
+
+
+@router.get("", response_model=StatisticsOut)
+async def get_statistics(
+    rollups: Rollups,
+    entity_id: Annotated[list[Text], Query(min_length=1, max_length=ENTITIES_MAX)],
+    start: Annotated[Iso, Query(description="ISO 8601 with a UTC offset.")],
+    end: Annotated[Iso | None, Query(description="ISO 8601; default: now.")] = None,
+    period: Literal["5m", "1h", "1d"] = "1h",
+) -> dict[str, Any]:
+    """Bucketed statistics of one or more entities over ``[start, end)``."""
+    now = now_us()
+    first = to_us(start, "start")
+    last = min(to_us(end, "end") or now, now)
+    assert first is not None
+    # At most BUCKETS_MAX buckets: an older start moves forward (the answer says where).
+    first = max(first, last - (BUCKETS_MAX - 1) * PERIOD_S[period] * 1_000_000)
+    last = max(last, first)  # an empty range (or one in the future) holds nothing
+    out: dict[str, list[dict[str, Any]]] = {}
+    for entity in checked_entity_ids(entity_id):
+        found = await asyncio.to_thread(statistics, rollups, entity, period, first, last, now=now)
+        out[entity] = [bucket_out(b) for b in found.buckets]
+    return {
+        "period": period,
+        "start": format_time_us(first),
+        "end": format_time_us(last),
+        "entities": out,
+    }
+
+
+class RebuildIn(BaseModel):
+    """What to rebuild: every entity with events since ``start``, or the ones named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: Iso
+    entity_ids: list[Text] | None = Field(default=None, max_length=1000)
+
+
+class RebuildOut(BaseModel):
+    """What was rebuilt."""
+
+    entities: int
+    buckets: int
+
+
+@admin.post("/rebuild", response_model=RebuildOut)
+async def rebuild(body: RebuildIn, host: Host) -> dict[str, Any]:
+    """Recompute the rollups from ``start`` until now from the stored events."""
+    first = to_us(body.start, "start")
+    now = now_us()
+    assert first is not None
+    if first >= now:
+        raise ApiError(422, "start must be in the past")
+    named = None if body.entity_ids is None else list(checked_entity_ids(body.entity_ids))
+    entities, written = await rebuild_range(host.rollup_maintainer, first, now, named)
+    return {"entities": entities, "buckets": written}

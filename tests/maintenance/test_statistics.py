@@ -104,3 +104,33 @@ def test_unknown_period_is_refused(tmp_path: Path) -> None:
             statistics(store, "sensor.power", "1w", T0, NOW, now=NOW)
     finally:
         store.close()
+
+
+async def test_live_folding_matches_a_recompute_from_the_events(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("homeiq.maintenance.statistics.now_us", lambda: NOW)
+    await setup.write([ev(0, "1")])
+    await setup.maintainer.refresh()  # first event of the entity: recomputed, then folded
+    states = ["2", "unavailable", "4", "5", "3"]
+    for i, state in enumerate(states):  # live, in order: folded without reading back
+        await setup.write([ev(400 + i * 900, state)])
+    await setup.maintainer.refresh()
+    folded = {p: setup.store.buckets(p, "sensor.power", T0, NOW) for p in ("5m", "1h")}
+    await setup.maintainer.rebuild(["sensor.power"], T0, NOW)
+    for period, buckets in folded.items():
+        assert setup.store.buckets(period, "sensor.power", T0, NOW) == buckets
+    assert sum(b.count for b in folded["1h"]) == 6
+
+
+async def test_an_out_of_order_event_is_recomputed_not_folded(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("homeiq.maintenance.statistics.now_us", lambda: NOW)
+    await setup.write([ev(0, "10"), ev(3000, "30")])
+    await setup.maintainer.refresh()
+    await setup.write([ev(1500, "20", source=Source.BACKFILL)])  # older than the last
+    await setup.maintainer.refresh()
+    (hour,) = setup.store.buckets("1h", "sensor.power", T0, T0 + H)
+    assert (hour.count, hour.min, hour.max) == (3, 10.0, 30.0)
+    assert hour.time_weighted_mean == pytest.approx((10 * 1500 + 20 * 1500 + 30 * 600) / 3600)

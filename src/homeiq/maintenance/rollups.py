@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,79 @@ def align(time_us: int, period_s: int) -> int:
     return time_us - time_us % step
 
 
+def _credit(bucket: Bucket, state: str | None, value: float | None, seconds: float) -> None:
+    """Credit ``seconds`` in ``state`` (and at ``value``) to the bucket."""
+    if seconds <= 0:
+        return
+    if state is not None:
+        bucket.state_seconds[state] = bucket.state_seconds.get(state, 0.0) + seconds
+    if value is not None:
+        bucket.tw_sum += value * seconds
+        bucket.tw_seconds += seconds
+
+
+class Accumulator:
+    """Folds one entity's events, in time order, into buckets of one period: O(1) per
+    event, so rollups follow live events without reading them back."""
+
+    __slots__ = (
+        "closed",
+        "current",
+        "cursor",
+        "entity_id",
+        "last_time",
+        "period_s",
+        "state",
+        "value",
+    )
+
+    def __init__(self, entity_id: str, period_s: int, before: EventRecord | None) -> None:
+        self.entity_id = entity_id
+        self.period_s = period_s
+        self.state = before.state if before is not None else None
+        self.value = before.value if before is not None else None
+        self.last_time = before.time if before is not None else None
+        self.current: Bucket | None = None
+        self.cursor = 0  # up to where the current bucket's time is credited, µs
+        self.closed: list[Bucket] = []
+
+    def add(self, event: EventRecord) -> None:
+        """Fold the next event (callers keep time order: see :attr:`last_time`)."""
+        start = align(event.time, self.period_s)
+        current = self.current
+        if current is None or start != current.start:
+            if current is not None:
+                end = current.start + self.period_s * US
+                _credit(current, self.state, self.value, (end - self.cursor) / US)
+                self.closed.append(current)
+            current = self.current = Bucket(self.entity_id, self.period_s, start)
+            self.cursor = start
+        _credit(current, self.state, self.value, (event.time - self.cursor) / US)
+        self.cursor = event.time
+        self.state, self.value, self.last_time = event.state, event.value, event.time
+        value = event.value
+        current.count += 1
+        current.last_state = event.state
+        current.last_value = value
+        if value is not None:
+            current.num_count += 1
+            current.sum += value
+            current.min = value if current.min is None else min(current.min, value)
+            current.max = value if current.max is None else max(current.max, value)
+
+    def take(self, until: int) -> list[Bucket]:
+        """Buckets changed since the last take: the ones closed since, and the open one
+        with its time credited up to ``until`` (on a copy: it stays open)."""
+        out, self.closed = self.closed, []
+        current = self.current
+        if current is not None:
+            snapshot = replace(current, state_seconds=dict(current.state_seconds))
+            end = min(current.start + self.period_s * US, until)
+            _credit(snapshot, self.state, self.value, (end - self.cursor) / US)
+            out.append(snapshot)
+        return out
+
+
 def roll_up(
     entity_id: str,
     before: EventRecord | None,
@@ -80,48 +153,10 @@ def roll_up(
     """Buckets holding ``events`` (ordered, one entity), with time-weighted parts up to
     ``until`` (µs; the end of what is known, e.g. now). ``before`` is the last event
     before the first bucket, the state the entity was in when it began."""
-    if not events:
-        return []
-    state = before.state if before is not None else None
-    value = before.value if before is not None else None
-    buckets: list[Bucket] = []
-    current: Bucket | None = None
-    cursor = 0  # up to where time has been accounted, µs
-
-    def account(to: int) -> None:
-        """Credit the time from ``cursor`` to ``to`` to the current state."""
-        nonlocal cursor
-        if current is None or to <= cursor:
-            return
-        seconds = (to - cursor) / US
-        if state is not None:
-            current.state_seconds[state] = current.state_seconds.get(state, 0.0) + seconds
-        if value is not None:
-            current.tw_sum += value * seconds
-            current.tw_seconds += seconds
-        cursor = to
-
+    accumulator = Accumulator(entity_id, period_s, before)
     for event in events:
-        start = align(event.time, period_s)
-        if current is None or start != current.start:
-            if current is not None:
-                account(min(current.start + period_s * US, until))
-            current = Bucket(entity_id, period_s, start)
-            buckets.append(current)
-            cursor = start
-        account(event.time)
-        state, value = event.state, event.value
-        current.count += 1
-        current.last_state = state
-        current.last_value = value
-        if value is not None:
-            current.num_count += 1
-            current.sum += value
-            current.min = value if current.min is None else min(current.min, value)
-            current.max = value if current.max is None else max(current.max, value)
-    if current is not None:
-        account(min(current.start + period_s * US, until))
-    return buckets
+        accumulator.add(event)
+    return accumulator.take(until)
 
 
 def merge(buckets: Iterable[Bucket], period_s: int) -> list[Bucket]:

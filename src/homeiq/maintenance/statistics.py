@@ -18,7 +18,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from homeiq.maintenance.rollups import PERIODS, Bucket, RollupStore, align, fill, merge, roll_up
+from homeiq.maintenance.rollups import (
+    PERIODS,
+    Accumulator,
+    Bucket,
+    RollupStore,
+    align,
+    fill,
+    merge,
+)
 from homeiq.model import EventRecord
 from homeiq.sinks.base import EventReader
 
@@ -35,7 +43,7 @@ def now_us() -> int:
 
 
 class RollupMaintainer:
-    """Recomputes the buckets of entities that got events, in the background."""
+    """Keeps rollups current as events are stored; recomputes what arrived out of order."""
 
     def __init__(
         self, reader: EventReader, store: RollupStore, *, refresh_s: float = REFRESH_S
@@ -43,17 +51,31 @@ class RollupMaintainer:
         self.reader = reader
         self.store = store
         self.refresh_s = refresh_s
-        self._dirty: dict[str, int] = {}  # entity -> oldest event time not rolled up
+        self._folding: dict[str, tuple[Accumulator, ...]] = {}  # one per period
+        self._changed: set[str] = set()
+        self._dirty: dict[str, int] = {}  # entity -> oldest event time to recompute from
         self._task: asyncio.Task[None] | None = None
         self.passes = 0  # completed refreshes (tests wait on it)
 
     def stored(self, records: Sequence[EventRecord]) -> None:
-        """Note events the store took (called after every successful write)."""
-        dirty = self._dirty
+        """Take a batch the store took (called after every successful write)."""
+        folding, dirty, changed = self._folding, self._dirty, self._changed
         for record in records:
-            known = dirty.get(record.entity_id)
-            if known is None or record.time < known:
-                dirty[record.entity_id] = record.time
+            entity_id = record.entity_id
+            accumulators = folding.get(entity_id)
+            if accumulators is None or entity_id in dirty:
+                known = dirty.get(entity_id)
+                if known is None or record.time < known:
+                    dirty[entity_id] = record.time
+                continue
+            last = accumulators[0].last_time
+            if last is not None and record.time <= last:  # out of order, or a repeat
+                del folding[entity_id]
+                dirty[entity_id] = record.time
+                continue
+            for accumulator in accumulators:
+                accumulator.add(record)
+            changed.add(entity_id)
 
     def start(self) -> None:
         """Refresh every ``refresh_s`` until stopped."""
@@ -78,7 +100,18 @@ class RollupMaintainer:
                 log.warning("rollup refresh failed; retrying later", exc_info=True)
 
     async def refresh(self) -> int:
-        """Recompute the buckets of every entity with new events; returns how many."""
+        """Save the buckets folded since the last pass and recompute dirty entities;
+        returns how many entities were recomputed."""
+        until = now_us()
+        changed, self._changed = self._changed, set()
+        saves = [
+            (a.period_s, entity_id, a.take(until))
+            for entity_id in changed
+            if entity_id in self._folding
+            for a in self._folding[entity_id]
+        ]
+        if saves:
+            await asyncio.to_thread(self._save, saves)
         dirty, self._dirty = self._dirty, {}
         try:
             by_start: dict[int, list[str]] = {}
@@ -87,7 +120,7 @@ class RollupMaintainer:
             for start, entity_ids in by_start.items():
                 for first in range(0, len(entity_ids), ENTITIES_PER_READ):
                     chunk = entity_ids[first : first + ENTITIES_PER_READ]
-                    await self.rebuild(chunk, start)
+                    await self.rebuild(chunk, start, keep_folding=True)
                     for entity_id in chunk:
                         dirty.pop(entity_id, None)
         finally:
@@ -96,10 +129,23 @@ class RollupMaintainer:
         self.passes += 1
         return len(by_start)
 
-    async def rebuild(self, entity_ids: Sequence[str], start: int, end: int | None = None) -> int:
-        """Recompute the buckets of ``entity_ids`` from the hour holding ``start``; returns
-        how many buckets were written. ``end`` defaults to now (and must be now or later:
-        buckets after it are replaced with nothing)."""
+    def _save(self, saves: list[tuple[int, str, list[Bucket]]]) -> None:
+        names = {seconds: name for name, seconds in PERIODS.items()}
+        for period_s, entity_id, buckets in saves:
+            if buckets:
+                self.store.replace(names[period_s], entity_id, buckets[0].start, buckets)
+
+    async def rebuild(
+        self,
+        entity_ids: Sequence[str],
+        start: int,
+        end: int | None = None,
+        *,
+        keep_folding: bool = False,
+    ) -> int:
+        """Recompute the buckets of ``entity_ids`` from the hour holding ``start`` until
+        ``end`` (default now) from the stored events; returns how many buckets were
+        written. With ``keep_folding`` the entities' live events are folded from here on."""
         start = align(start, 3600)
         until = now_us() if end is None else end
         history = await self.reader.history_many(
@@ -110,10 +156,15 @@ class RollupMaintainer:
             records = history.get(entity_id, [])
             before = records[0] if records and records[0].time < start else None
             events = records[1:] if before is not None else records
-            for period, seconds in PERIODS.items():
-                buckets = roll_up(entity_id, before, events, seconds, until)
+            accumulators = tuple(Accumulator(entity_id, s, before) for s in PERIODS.values())
+            for period, accumulator in zip(PERIODS, accumulators, strict=True):
+                for event in events:
+                    accumulator.add(event)
+                buckets = accumulator.take(until)
                 await asyncio.to_thread(self.store.replace, period, entity_id, start, buckets)
                 written += len(buckets)
+            if keep_folding and entity_id not in self._dirty:
+                self._folding[entity_id] = accumulators
         return written
 
 

@@ -52,6 +52,10 @@ class Bucket:
     tw_sum: float = 0.0  # ∫ value dt over the seconds with a numeric state
     tw_seconds: float = 0.0
     state_seconds: dict[str, float] = field(default_factory=dict)
+    # Where folding stopped: time credited up to, and the last event's time. With them a
+    # restarted process continues an open bucket without reading the events again.
+    credited_to: int | None = None
+    last_time: int | None = None
 
     @property
     def mean(self) -> float | None:
@@ -121,6 +125,7 @@ class Accumulator:
         self.cursor = event.time
         self.state, self.value, self.last_time = event.state, event.value, event.time
         value = event.value
+        current.last_time = event.time
         current.count += 1
         current.last_state = event.state
         current.last_value = value
@@ -135,12 +140,29 @@ class Accumulator:
         with its time credited up to ``until`` (on a copy: it stays open)."""
         out, self.closed = self.closed, []
         current = self.current
+        for bucket in out:
+            bucket.credited_to = bucket.start + self.period_s * US
         if current is not None:
             snapshot = replace(current, state_seconds=dict(current.state_seconds))
-            end = min(current.start + self.period_s * US, until)
+            end = max(min(current.start + self.period_s * US, until), self.cursor)
             _credit(snapshot, self.state, self.value, (end - self.cursor) / US)
+            snapshot.credited_to = end
             out.append(snapshot)
         return out
+
+    @classmethod
+    def resume(cls, stored: Bucket | None, entity_id: str, period_s: int) -> Accumulator:
+        """Continue from the entity's last stored bucket (after a restart): its open
+        bucket goes on where it was saved; an older one only gives the state."""
+        accumulator = cls(entity_id, period_s, None)
+        if stored is None:
+            return accumulator
+        accumulator.state, accumulator.value = stored.last_state, stored.last_value
+        accumulator.last_time = stored.last_time
+        if stored.credited_to is not None:
+            accumulator.current = replace(stored, state_seconds=dict(stored.state_seconds))
+            accumulator.cursor = stored.credited_to
+        return accumulator
 
 
 def roll_up(
@@ -230,10 +252,21 @@ def _v1(conn: sqlite3.Connection) -> None:
     run_script(conn, ";".join(tables))
 
 
-STEPS = (_v1,)
+def _v2(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        ";".join(
+            f"ALTER TABLE rollup_{name} ADD COLUMN {column} INTEGER"
+            for name in PERIODS
+            for column in ("credited_to", "last_time")
+        ),
+    )
+
+
+STEPS = (_v1, _v2)
 _COLUMNS = (
     "entity_id, start, count, num_count, sum, min, max, last_value, last_state,"
-    " tw_sum, tw_seconds, state_seconds"
+    " tw_sum, tw_seconds, state_seconds, credited_to, last_time"
 )
 
 
@@ -251,11 +284,14 @@ def _row(b: Bucket) -> tuple[object, ...]:
         b.tw_sum,
         b.tw_seconds,
         orjson.dumps(b.state_seconds),
+        b.credited_to,
+        b.last_time,
     )
 
 
 def _bucket(period_s: int, row: tuple[Any, ...]) -> Bucket:
-    entity_id, start, count, num, total, low, high, last_value, last_state, tws, twsec, st = row
+    (entity_id, start, count, num, total, low, high) = row[:7]
+    (last_value, last_state, tws, twsec, st, credited_to, last_time) = row[7:]
     return Bucket(
         entity_id,
         period_s,
@@ -270,6 +306,8 @@ def _bucket(period_s: int, row: tuple[Any, ...]) -> Bucket:
         tws,
         twsec,
         orjson.loads(st),
+        credited_to,
+        last_time,
     )
 
 
@@ -298,16 +336,21 @@ class RollupStore:
 
     def replace(self, period: str, entity_id: str, start: int, buckets: Sequence[Bucket]) -> None:
         """Make the entity's stored buckets from ``start`` on exactly ``buckets``."""
+        self.replace_many([(period, entity_id, start, buckets)])
+
+    def replace_many(self, changes: Sequence[tuple[str, str, int, Sequence[Bucket]]]) -> None:
+        """:meth:`replace` for many (period, entity, start, buckets), in one transaction."""
         with self._lock, transaction(self._conn) as conn:
-            conn.execute(
-                f"DELETE FROM rollup_{period} WHERE entity_id = ? AND start >= ?",
-                (entity_id, start),
-            )
-            conn.executemany(
-                f"INSERT INTO rollup_{period} ({_COLUMNS}) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_row(b) for b in buckets],
-            )
+            for period, entity_id, start, buckets in changes:
+                conn.execute(
+                    f"DELETE FROM rollup_{period} WHERE entity_id = ? AND start >= ?",
+                    (entity_id, start),
+                )
+                conn.executemany(
+                    f"INSERT INTO rollup_{period} ({_COLUMNS}) VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_row(b) for b in buckets],
+                )
 
     def buckets(self, period: str, entity_id: str, start: int, end: int) -> list[Bucket]:
         """Stored buckets with ``start <= bucket start < end``, oldest first."""

@@ -54,15 +54,23 @@ class RollupMaintainer:
         self._folding: dict[str, tuple[Accumulator, ...]] = {}  # one per period
         self._changed: set[str] = set()
         self._dirty: dict[str, int] = {}  # entity -> oldest event time to recompute from
+        # Entities being recomputed: their events wait here, then fold on top of it.
+        self._waiting: dict[str, list[EventRecord]] = {}
         self._task: asyncio.Task[None] | None = None
         self.passes = 0  # completed refreshes (tests wait on it)
 
     def stored(self, records: Sequence[EventRecord]) -> None:
         """Take a batch the store took (called after every successful write)."""
         folding, dirty, changed = self._folding, self._dirty, self._changed
+        waiting = self._waiting
         for record in records:
             entity_id = record.entity_id
+            if entity_id in waiting:
+                waiting[entity_id].append(record)
+                continue
             accumulators = folding.get(entity_id)
+            if accumulators is None and entity_id not in dirty:
+                accumulators = self._resume_saved(entity_id)
             if accumulators is None or entity_id in dirty:
                 known = dirty.get(entity_id)
                 if known is None or record.time < known:
@@ -76,6 +84,19 @@ class RollupMaintainer:
             for accumulator in accumulators:
                 accumulator.add(record)
             changed.add(entity_id)
+
+    def _resume_saved(self, entity_id: str) -> tuple[Accumulator, ...] | None:
+        """Go on folding where the saved buckets stopped (the first event of an entity
+        since start-up): two indexed lookups instead of reading an hour of events."""
+        resumed = []
+        for name, seconds in PERIODS.items():
+            saved = self.store.before(name, entity_id, 2**62)
+            if saved is not None and saved.credited_to is None:
+                return None  # saved before resuming was possible: recompute once
+            resumed.append(Accumulator.resume(saved, entity_id, seconds))
+        accumulators = tuple(resumed)
+        self._folding[entity_id] = accumulators
+        return accumulators
 
     def start(self) -> None:
         """Refresh every ``refresh_s`` until stopped."""
@@ -131,9 +152,9 @@ class RollupMaintainer:
 
     def _save(self, saves: list[tuple[int, str, list[Bucket]]]) -> None:
         names = {seconds: name for name, seconds in PERIODS.items()}
-        for period_s, entity_id, buckets in saves:
-            if buckets:
-                self.store.replace(names[period_s], entity_id, buckets[0].start, buckets)
+        self.store.replace_many(
+            [(names[p], entity_id, b[0].start, b) for p, entity_id, b in saves if b]
+        )
 
     async def rebuild(
         self,
@@ -148,10 +169,20 @@ class RollupMaintainer:
         written. With ``keep_folding`` the entities' live events are folded from here on."""
         start = align(start, 3600)
         until = now_us() if end is None else end
-        history = await self.reader.history_many(
-            entity_ids, start, until, include_start_state=True, attributes=False
-        )
+        if keep_folding:
+            for entity_id in entity_ids:
+                self._waiting.setdefault(entity_id, [])
+        try:
+            history = await self.reader.history_many(
+                entity_ids, start, until, include_start_state=True, attributes=False
+            )
+        except BaseException:
+            for entity_id in entity_ids:  # not rebuilt: what waited makes it dirty again
+                for record in self._waiting.pop(entity_id, []):
+                    self._mark_dirty(record)
+            raise
         written = 0
+        changes: list[tuple[str, str, int, Sequence[Bucket]]] = []
         for entity_id in entity_ids:
             records = history.get(entity_id, [])
             before = records[0] if records and records[0].time < start else None
@@ -161,11 +192,38 @@ class RollupMaintainer:
                 for event in events:
                     accumulator.add(event)
                 buckets = accumulator.take(until)
-                await asyncio.to_thread(self.store.replace, period, entity_id, start, buckets)
+                changes.append((period, entity_id, start, buckets))
                 written += len(buckets)
-            if keep_folding and entity_id not in self._dirty:
-                self._folding[entity_id] = accumulators
+            if keep_folding:
+                self._resume(entity_id, accumulators, {e.time for e in events})
+        await asyncio.to_thread(self.store.replace_many, changes)
         return written
+
+    def _resume(
+        self, entity_id: str, accumulators: tuple[Accumulator, ...], read: set[int]
+    ) -> None:
+        """Fold, on top of a recompute, the events stored while it read: the ones it did
+        not see. One older than what it saw is out of order: recompute again later."""
+        waited = self._waiting.pop(entity_id, [])
+        if entity_id in self._dirty:
+            return
+        self._folding[entity_id] = accumulators
+        for record in waited:
+            last = accumulators[0].last_time
+            if record.time in read:
+                continue
+            if last is not None and record.time <= last:
+                del self._folding[entity_id]
+                self._mark_dirty(record)
+                return
+            for accumulator in accumulators:
+                accumulator.add(record)
+            self._changed.add(entity_id)
+
+    def _mark_dirty(self, record: EventRecord) -> None:
+        known = self._dirty.get(record.entity_id)
+        if known is None or record.time < known:
+            self._dirty[record.entity_id] = record.time
 
 
 async def rebuild_range(

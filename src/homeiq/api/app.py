@@ -31,11 +31,18 @@ from starlette.middleware.cors import CORSMiddleware
 
 from homeiq.api.auth import require, required_scope
 from homeiq.api.context import ApiHost
-from homeiq.api.errors import ApiError, JSONBody, http_error, validation_error
+from homeiq.api.errors import (
+    ApiError,
+    JSONBody,
+    http_error,
+    store_unavailable,
+    validation_error,
+)
 from homeiq.api.metrics import ApiMetrics
 from homeiq.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware
 from homeiq.api.ratelimit import RateLimiter
 from homeiq.api.routes import ROUTERS
+from homeiq.errors import TransientError
 from homeiq.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -154,6 +161,7 @@ def build_app(
         exception_handlers={
             StarletteHTTPException: http_error,
             RequestValidationError: validation_error,
+            TransientError: store_unavailable,
         },
         generate_unique_id_function=lambda route: route.name,
         dependencies=[Depends(single_query_values)],

@@ -125,6 +125,17 @@ def error_response(
     return JSONBody(body, status_code=status, headers=dict(headers) if headers else None)
 
 
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """The event store is down (InfluxDB unreachable, say): 503, not a server error."""
+    return error_response(
+        503,
+        "the event store is unavailable; try again shortly",
+        request_id_of(request),
+        code="store_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     """Render ApiError and Starlette's HTTPException (404, 405...), keeping their headers."""
     assert isinstance(exc, StarletteHTTPException)

@@ -2,18 +2,19 @@
 
 For each entity and bucket that holds at least one event HomeIQ keeps: the event count;
 for numeric states the count, sum, min, max and last value, and the time-weighted
-integral (value times seconds) with the seconds it covers; for every state the seconds spent
-in it (what Home Assistant's long-term statistics do not give: time a light was on, a
-climate mode, a binary sensor). A bucket's time-weighted parts start from the state the
-entity was in when the bucket began, so they are exact, not sampled.
+integral (value times seconds) with the seconds it covers; for every state that is not
+a number the seconds spent in it (what Home Assistant's long-term statistics do not
+give: time a light was on, a climate mode, a binary sensor, a sensor unavailable). A
+bucket's time-weighted parts start from the state the entity was in when the bucket
+began, so they are exact, not sampled.
 
 Buckets without events are not stored: the entity stayed in the state the previous
 bucket ended with, and :func:`fill` reconstructs them at query time. That keeps the
 tables no larger than the events (most entities change less often than every 5 minutes).
 
-The computation is pure (:func:`roll_up`); :class:`RollupStore` keeps the buckets in
-``rollups.db`` in the data directory, whatever the event store is, so statistics work
-the same on SQLite and InfluxDB.
+The computation is pure (:class:`Accumulator`, :func:`roll_up`); :class:`RollupStore`
+keeps the buckets in ``rollups.db`` in the data directory, whatever the event store is,
+so statistics work the same on SQLite and InfluxDB.
 """
 
 from __future__ import annotations
@@ -78,11 +79,13 @@ def _credit(bucket: Bucket, state: str | None, value: float | None, seconds: flo
     """Credit ``seconds`` in ``state`` (and at ``value``) to the bucket."""
     if seconds <= 0:
         return
-    if state is not None:
-        bucket.state_seconds[state] = bucket.state_seconds.get(state, 0.0) + seconds
     if value is not None:
         bucket.tw_sum += value * seconds
         bucket.tw_seconds += seconds
+    elif state is not None:
+        # Time in state for what is not a number (on/off, modes, unavailable): a numeric
+        # sensor would otherwise get one key per value it ever had.
+        bucket.state_seconds[state] = bucket.state_seconds.get(state, 0.0) + seconds
 
 
 class Accumulator:
@@ -230,10 +233,10 @@ def fill(
         elif last_state is not None or last_value is not None:
             seconds = (min(t + step, end) - t) / US
             quiet = Bucket(entity_id, period_s, t, last_state=last_state, last_value=last_value)
-            if last_state is not None:
-                quiet.state_seconds[last_state] = seconds
             if last_value is not None:
                 quiet.tw_sum, quiet.tw_seconds = last_value * seconds, seconds
+            elif last_state is not None:
+                quiet.state_seconds[last_state] = seconds
             yield quiet
         t += step
 

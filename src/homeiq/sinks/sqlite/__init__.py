@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -88,7 +89,85 @@ def _worker_call(method: str, *args: Any) -> Any:
     return getattr(_WORKER_STORE, method)(*args)
 
 
-class SQLiteSink:
+class StoreReads(ABC):
+    """The :class:`~homeiq.sinks.base.EventReader` methods over a synchronous
+    :class:`SQLiteEventStore`, written once: each subclass says where a call runs
+    (``_run``): the writer process, the calling thread, or a pool of reader threads.
+    Sequences become lists on the way, because a call may cross to another process."""
+
+    @abstractmethod
+    async def _run(self, method: str, *args: Any) -> Any:
+        """Call ``method`` of the store with ``args`` wherever this face runs it."""
+
+    async def history(
+        self, entity_id: str, start: int | None, end: int | None, limit: int
+    ) -> list[EventRecord]:
+        """Events of one entity, oldest first."""
+        records: list[EventRecord] = await self._run("history", entity_id, start, end, limit)
+        return records
+
+    async def summary(self) -> StoreSummary:
+        """Totals per domain, area and source."""
+        summary: StoreSummary = await self._run("summary")
+        return summary
+
+    async def last_event_time(self) -> int | None:
+        """Time of the newest stored event."""
+        last: int | None = await self._run("last_event_time")
+        return last
+
+    async def keys(
+        self,
+        entity_ids: Sequence[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> set[tuple[str, int]]:
+        """Stored (entity_id, time) with ``start <= time <= end``; None = all / unbounded."""
+        ids = None if entity_ids is None else list(entity_ids)  # a plain list pickles
+        found: set[tuple[str, int]] = await self._run("keys", ids, start, end)
+        return found
+
+    async def events(self, query: EventQuery) -> EventPage:
+        """One page of events across entities (see :class:`EventQuery`)."""
+        page: EventPage = await self._run("events", query)
+        return page
+
+    async def history_many(
+        self,
+        entity_ids: Sequence[str],
+        start: int,
+        end: int,
+        *,
+        include_start_state: bool = True,
+        attributes: bool = True,
+    ) -> dict[str, list[EventRecord]]:
+        """Each entity's state at ``start`` and its events in [start, end), oldest first."""
+        found: dict[str, list[EventRecord]] = await self._run(
+            "history_many", list(entity_ids), start, end, include_start_state, attributes
+        )
+        return found
+
+    async def by_context(
+        self, context_ids: Sequence[str], *, around: int | None = None
+    ) -> list[EventRecord]:
+        """Events whose context_id is one of ``context_ids`` (near their creation)."""
+        found: list[EventRecord] = await self._run("by_context", list(context_ids), around)
+        return found
+
+    async def caused_by(
+        self, context_ids: Sequence[str], *, around: int | None = None
+    ) -> list[EventRecord]:
+        """Events whose context_parent_id is one of ``context_ids`` (near their creation)."""
+        found: list[EventRecord] = await self._run("caused_by", list(context_ids), around)
+        return found
+
+    async def activity(self, start: int, end: int, *, bucket_s: int, top: int) -> Activity:
+        """Event counts in [start, end) by entity, bucket, domain and area."""
+        result: Activity = await self._run("activity", start, end, bucket_s, top)
+        return result
+
+
+class SQLiteSink(StoreReads):
     """Async face of :class:`SQLiteEventStore`, run by one writer process (or thread)."""
 
     name = "sqlite"
@@ -174,75 +253,11 @@ class SQLiteSink:
             self._executor.shutdown(wait=True)
             self._executor, self._store = None, None
 
-    async def history(
-        self, entity_id: str, start: int | None, end: int | None, limit: int
-    ) -> list[EventRecord]:
-        """Events of one entity, oldest first."""
-        records: list[EventRecord] = await self._call("history", entity_id, start, end, limit)
-        return records
-
-    async def summary(self) -> StoreSummary:
-        """Totals per domain, area and source."""
-        summary: StoreSummary = await self._call("summary")
-        return summary
-
-    async def last_event_time(self) -> int | None:
-        """Time of the newest stored event."""
-        last: int | None = await self._call("last_event_time")
-        return last
-
-    async def keys(
-        self,
-        entity_ids: Sequence[str] | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> set[tuple[str, int]]:
-        """Stored (entity_id, time) with ``start <= time <= end``; None = all / unbounded."""
-        ids = None if entity_ids is None else list(entity_ids)  # a plain list pickles
-        found: set[tuple[str, int]] = await self._call("keys", ids, start, end)
-        return found
-
-    async def events(self, query: EventQuery) -> EventPage:
-        """One page of events across entities (see :class:`EventQuery`)."""
-        page: EventPage = await self._call("events", query)
-        return page
-
-    async def history_many(
-        self,
-        entity_ids: Sequence[str],
-        start: int,
-        end: int,
-        *,
-        include_start_state: bool = True,
-        attributes: bool = True,
-    ) -> dict[str, list[EventRecord]]:
-        """Each entity's state at ``start`` and its events in [start, end), oldest first."""
-        found: dict[str, list[EventRecord]] = await self._call(
-            "history_many", list(entity_ids), start, end, include_start_state, attributes
-        )
-        return found
-
-    async def by_context(
-        self, context_ids: Sequence[str], *, around: int | None = None
-    ) -> list[EventRecord]:
-        """Events whose context_id is one of ``context_ids`` (near their creation)."""
-        found: list[EventRecord] = await self._call("by_context", list(context_ids), around)
-        return found
-
-    async def caused_by(
-        self, context_ids: Sequence[str], *, around: int | None = None
-    ) -> list[EventRecord]:
-        """Events whose context_parent_id is one of ``context_ids`` (near their creation)."""
-        found: list[EventRecord] = await self._call("caused_by", list(context_ids), around)
-        return found
-
-    async def activity(self, start: int, end: int, *, bucket_s: int, top: int) -> Activity:
-        """Event counts in [start, end) by entity, bucket, domain and area."""
-        result: Activity = await self._call("activity", start, end, bucket_s, top)
-        return result
+    async def _run(self, method: str, *args: Any) -> Any:
+        return await self._call(method, *args)
 
 
-class AsyncStore:
+class AsyncStore(StoreReads):
     """An :class:`~homeiq.sinks.base.EventReader` over an open :class:`SQLiteEventStore`.
 
     For tools that read a few rows (the CLI): the queries run on the calling thread, so
@@ -254,72 +269,6 @@ class AsyncStore:
 
     async def _run(self, method: str, *args: Any) -> Any:
         return getattr(self.store, method)(*args)
-
-    async def history(
-        self, entity_id: str, start: int | None, end: int | None, limit: int
-    ) -> list[EventRecord]:
-        """Events of one entity, oldest first."""
-        records: list[EventRecord] = await self._run("history", entity_id, start, end, limit)
-        return records
-
-    async def summary(self) -> StoreSummary:
-        """Totals per domain, area and source."""
-        summary: StoreSummary = await self._run("summary")
-        return summary
-
-    async def last_event_time(self) -> int | None:
-        """Time of the newest stored event."""
-        last: int | None = await self._run("last_event_time")
-        return last
-
-    async def keys(
-        self,
-        entity_ids: Sequence[str] | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> set[tuple[str, int]]:
-        """Stored (entity_id, time) with ``start <= time <= end``; None = all / unbounded."""
-        keys: set[tuple[str, int]] = await self._run("keys", entity_ids, start, end)
-        return keys
-
-    async def events(self, query: EventQuery) -> EventPage:
-        """One page of events across entities (see :class:`EventQuery`)."""
-        page: EventPage = await self._run("events", query)
-        return page
-
-    async def history_many(
-        self,
-        entity_ids: Sequence[str],
-        start: int,
-        end: int,
-        *,
-        include_start_state: bool = True,
-        attributes: bool = True,
-    ) -> dict[str, list[EventRecord]]:
-        """Each entity's state at ``start`` and its events in [start, end), oldest first."""
-        found: dict[str, list[EventRecord]] = await self._run(
-            "history_many", entity_ids, start, end, include_start_state, attributes
-        )
-        return found
-
-    async def by_context(
-        self, context_ids: Sequence[str], *, around: int | None = None
-    ) -> list[EventRecord]:
-        """Events whose context_id is one of ``context_ids`` (near their creation)."""
-        records: list[EventRecord] = await self._run("by_context", context_ids, around)
-        return records
-
-    async def caused_by(
-        self, context_ids: Sequence[str], *, around: int | None = None
-    ) -> list[EventRecord]:
-        """Events whose context_parent_id is one of ``context_ids`` (near their creation)."""
-        records: list[EventRecord] = await self._run("caused_by", context_ids, around)
-        return records
-
-    async def activity(self, start: int, end: int, *, bucket_s: int, top: int) -> Activity:
-        """Event counts in [start, end) by entity, bucket, domain and area."""
-        activity: Activity = await self._run("activity", start, end, bucket_s, top)
-        return activity
 
     async def close(self) -> None:
         """Close the store (closing it again, as its owner may, is harmless)."""

@@ -87,6 +87,9 @@ DAY_US = 24 * HOUR_US
 LOAD_BATCH = 50_000  # events per SQLiteEventStore.write_wire transaction
 INFLUX_BATCH = 5_000  # events per InfluxDBSink.write (its default batch_max_events)
 ROLLUP_CHUNK = 10  # entities per RollupMaintainer.rebuild
+# Bumped when what rollups hold changes (2: time in state only for non-numeric states):
+# a reused dataset whose rollups are older has them rebuilt, its events kept.
+ROLLUPS_FORMAT = 2
 ROLLUP_PROCESSES = 2  # rebuild processes side by side (each its half of the entities)
 TRACE_SAMPLES = 2_000  # chain contexts kept for the trace queries
 MAX_PAGES = 5  # the events query follows next_cursor up to this many pages
@@ -659,6 +662,35 @@ def build_rollups(
     }
 
 
+def refresh_rollups(
+    kind: str,
+    path: Path,
+    data_dir: Path,
+    args: argparse.Namespace,
+    manifest: dict[str, Any],
+    influx: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """The manifest, with the rollups rebuilt first if they predate ROLLUPS_FORMAT."""
+    if manifest.get("rollups_format") == ROLLUPS_FORMAT:
+        return manifest
+    print(f"{kind}: rebuilding rollups made by an older format", file=sys.stderr)
+    for name in ("rollups.db", "rollups.db-wal", "rollups.db-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+    started = time.perf_counter()
+    rollups = build_rollups(data_dir, args, manifest["start"], influx)
+    manifest = {
+        **manifest,
+        "rollup_s": time.perf_counter() - started,
+        "rollup_cpu_s": rollups["cpu_s"],
+        "rollup_buckets": rollups["buckets"],
+        "rollup_rows": _rollup_rows(data_dir),
+        "rollups_db_mb": (data_dir / "rollups.db").stat().st_size / 1e6,
+        "rollups_format": ROLLUPS_FORMAT,
+    }
+    _write_manifest(path, manifest)
+    return manifest
+
+
 def _rollup_rows(data_dir: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{data_dir / 'rollups.db'}?mode=ro", uri=True)
     try:
@@ -741,7 +773,7 @@ def prepare_sqlite(args: argparse.Namespace, home: Home) -> Loaded:
     manifest = _read_manifest(path, params)
     if manifest is not None:
         print(f"sqlite: reusing the dataset in {path}", file=sys.stderr)
-        return Loaded("sqlite", path, manifest)
+        return Loaded("sqlite", path, refresh_rollups("sqlite", path, path, args, manifest))
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     print(f"sqlite: loading {args.events:,} events into {path}", file=sys.stderr)
@@ -766,6 +798,7 @@ def prepare_sqlite(args: argparse.Namespace, home: Home) -> Loaded:
         "rollup_rows": _rollup_rows(path),
         "events_db_mb": (path / "events.db").stat().st_size / 1e6,
         "rollups_db_mb": (path / "rollups.db").stat().st_size / 1e6,
+        "rollups_format": ROLLUPS_FORMAT,
         "loaded_at": iso(end),
         "complete": True,
     }
@@ -804,6 +837,7 @@ def prepare_influx(args: argparse.Namespace, home: Home) -> Loaded:
     manifest = _read_manifest(path, params)
     if manifest is not None and _influx_count(url, database) == manifest["stored"]:
         print(f"influxdb: reusing the dataset in {path} ({url})", file=sys.stderr)
+        manifest = refresh_rollups("influxdb", path, data_dir, args, manifest, (url, database))
         return Loaded("influxdb", data_dir, manifest, url, database, server)
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
@@ -833,6 +867,7 @@ def prepare_influx(args: argparse.Namespace, home: Home) -> Loaded:
         "rollup_rows": _rollup_rows(data_dir),
         "rollups_db_mb": (data_dir / "rollups.db").stat().st_size / 1e6,
         "influx_mb": _dir_mb(path / "influxd") if server is not None else None,
+        "rollups_format": ROLLUPS_FORMAT,
         "loaded_at": iso(end),
         "complete": True,
     }

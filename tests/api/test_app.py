@@ -78,6 +78,20 @@ async def test_malformed_json_body_is_a_json_422(api: Api) -> None:
     assert_error(response, 422, "validation_error")
 
 
+async def test_malformed_json_body_is_judged_after_the_key(api: Api) -> None:
+    """FastAPI parses a body before dependencies: the key must still be checked first."""
+    body = {"content": b"{not json", "headers": {"Content-Type": "application/json"}}
+    no_key = await api.client.post("/api/v1/admin/keys", **body)  # type: ignore[arg-type]
+    assert_error(no_key, 401, "unauthorized")
+    assert no_key.headers["www-authenticate"] == "Bearer"
+    read_key = {"Content-Type": "application/json", **api.keys.auth("read")}
+    low = await api.client.post("/api/v1/admin/keys", content=b"{not json", headers=read_key)
+    assert_error(low, 403, "forbidden")
+    bogus = {"Content-Type": "application/json", "X-API-Key": "hiq_not-a-key"}
+    wrong = await api.client.post("/api/v1/admin/keys", content=b"{not json", headers=bogus)
+    assert_error(wrong, 401, "unauthorized")
+
+
 @pytest.fixture
 async def boom_client(api: Api) -> AsyncIterator[httpx.AsyncClient]:
     """The app with one more router whose route fails: an unexpected exception."""

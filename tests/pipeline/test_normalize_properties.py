@@ -30,7 +30,9 @@ from homeiq.pipeline.normalize import (
     MAX_STATE_CHARS,
     MIN_TIME_US,
     Normalizer,
+    format_time_us,
     numeric_value,
+    parse_time_us,
     valid_entity_id,
 )
 from homeiq.sinks.sqlite import SQLiteEventStore
@@ -624,3 +626,22 @@ def test_normalized_messages_survive_the_store(messages: list[dict[str, Any]]) -
             assert_same_records(store.all_records(), sorted(normalized.values(), key=_key))
         finally:
             store.close()
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_format_time_us_renders_as_datetime_isoformat(time_us: int) -> None:
+    """The fast renderer (a cached minute prefix) says what ``datetime`` says, µs exact."""
+    try:
+        expected = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=time_us)).isoformat()
+    except OverflowError:
+        expected = f"{time_us} µs since the epoch"
+    assert format_time_us(time_us) == expected
+    if time_us % 1_000_000 == 0:
+        assert "." not in expected
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_format_time_us_round_trips_every_datetime(when: datetime) -> None:
+    time_us = (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert format_time_us(time_us) == when.isoformat()
+    assert parse_time_us(format_time_us(time_us), "time") == time_us

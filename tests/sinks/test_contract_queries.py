@@ -35,7 +35,7 @@ from tests.sinks.home import (
     ulid,
     without_attributes,
 )
-from tests.support.influxdb import T0, S
+from tests.support.influxdb import T0, S, event
 
 DAY = 86_400 * S
 
@@ -384,3 +384,37 @@ async def test_an_empty_store(backend: Backend) -> None:
         bucket_s=30,
         buckets=[(T0 - 17 * S, 0), (T0 + 13 * S, 0), (T0 + 43 * S, 0)],
     )
+
+
+# Seconds to a year apart, ties included: pages that cross the readers' widening time
+# slices (5 minutes, then 4x wider) at every scale, both orders, with and without bounds.
+SCATTERED_OFFSETS = (0, 1, 2, 299, 300, 301, 1_200, 6_000, 86_400, 90_000, 31_536_000)
+SCATTERED = [
+    event(f"sensor.s{i % 3}", second=-offset, state=str(i))
+    for i, offset in enumerate(SCATTERED_OFFSETS)
+] + [event("sensor.s9", second=-2, state="tie")]
+
+
+@pytest.mark.parametrize("newest_first", [True, False], ids=["newest-first", "oldest-first"])
+@pytest.mark.parametrize("limit", [1, 2, 5])
+@pytest.mark.parametrize(
+    "bounds", [{}, {"start": T0 - 100_000 * S}, {"end": T0 - 1 * S}, {"entity_ids": ("sensor.s1",)}]
+)
+async def test_pages_across_time_slices_of_every_width(
+    backend: Backend, newest_first: bool, limit: int, bounds: dict[str, Any]
+) -> None:
+    await backend.sink.write(SCATTERED)
+    query = EventQuery(**bounds, newest_first=newest_first, limit=limit)
+    expected = [
+        r
+        for r in ordered(SCATTERED, newest_first)
+        if (query.start is None or r.time >= query.start)
+        and (query.end is None or r.time < query.end)
+        and (not query.entity_ids or r.entity_id in query.entity_ids)
+    ]
+    pages = [await backend.reader.events(query)]
+    while pages[-1].next_cursor is not None:
+        assert len(pages) <= len(SCATTERED)
+        pages.append(await backend.reader.events(_with(query, cursor=pages[-1].next_cursor)))
+    assert [r for p in pages for r in p.records] == expected
+    assert all(len(p.records) == limit for p in pages[:-1])

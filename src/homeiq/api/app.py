@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, cast, get_args, get_origin
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
@@ -28,8 +28,9 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
-from homeiq.api.auth import require, required_scope
+from homeiq.api.auth import admit, key_in_headers, require, required_scope
 from homeiq.api.context import ApiHost
 from homeiq.api.errors import (
     ApiError,
@@ -42,6 +43,7 @@ from homeiq.api.metrics import ApiMetrics
 from homeiq.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware
 from homeiq.api.ratelimit import RateLimiter
 from homeiq.api.routes import ROUTERS
+from homeiq.api.scopes import Scope
 from homeiq.errors import TransientError
 from homeiq.settings import Settings
 
@@ -160,7 +162,7 @@ def build_app(
         middleware=middleware,
         exception_handlers={
             StarletteHTTPException: http_error,
-            RequestValidationError: validation_error,
+            RequestValidationError: _validation_error_after_auth,
             TransientError: store_unavailable,
         },
         generate_unique_id_function=lambda route: route.name,
@@ -179,6 +181,19 @@ def _serve_openapi(app: FastAPI) -> None:
     @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=[Depends(require("read"))])
     async def openapi() -> JSONBody:
         return JSONBody(app.openapi())
+
+
+async def _validation_error_after_auth(request: Request, exc: Exception) -> Response:
+    """A 422 only for a caller who may use the route: FastAPI parses a JSON body before
+    it runs any dependency, so a malformed body would otherwise be judged before the key."""
+    route = request.scope.get("route")
+    scope = _scope_of(route.dependant) if isinstance(route, APIRoute) else None
+    if scope is not None and getattr(request.state, "api_key", None) is None:
+        try:
+            await admit(request, key_in_headers(request), cast(Scope, scope))
+        except ApiError as refused:
+            return await http_error(request, refused)
+    return await validation_error(request, exc)
 
 
 def _scope_of(dependant: Dependant) -> str | None:

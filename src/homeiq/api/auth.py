@@ -155,6 +155,33 @@ def _unauthorized(message: str) -> ApiError:
 Requirement = Callable[..., Awaitable[StoredApiKey]]
 
 
+async def admit(request: Request, key: str | None, scope: Scope) -> StoredApiKey:
+    """The stored key if it grants ``scope`` and is within its rate limit, else ApiError:
+    401 without a valid key, 403 when its scopes fall short, 429 past its limit."""
+    stored = await authenticate(request, key)
+    if scope not in granted(stored.scopes):
+        raise ApiError(403, f"this key lacks the {scope} scope")
+    limiter: RateLimiter = request.app.state.limiter
+    verdict = limiter.check_key(stored.id, stored.scopes)
+    remember(request.scope.setdefault("state", {}), verdict)
+    if not verdict.allowed:
+        raise ApiError(
+            429,
+            "rate limit of this API key exceeded",
+            headers={"Retry-After": verdict.retry_after()},
+        )
+    request.state.api_key = stored
+    return stored
+
+
+def key_in_headers(request: Request) -> str | None:
+    """The key a request presents, read as the :func:`require` dependency reads it."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.headers.get("x-api-key", "").strip() or None
+
+
 def require(scope: Scope) -> Requirement:
     """A dependency admitting requests whose key grants ``scope``; returns that key.
 
@@ -170,20 +197,7 @@ def require(scope: Scope) -> Requirement:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header: Annotated[str | None, Depends(_api_key_header)],
     ) -> StoredApiKey:
-        stored = await authenticate(request, _presented(bearer, header))
-        if scope not in granted(stored.scopes):
-            raise ApiError(403, f"this key lacks the {scope} scope")
-        limiter: RateLimiter = request.app.state.limiter
-        verdict = limiter.check_key(stored.id, stored.scopes)
-        remember(request.scope.setdefault("state", {}), verdict)
-        if not verdict.allowed:
-            raise ApiError(
-                429,
-                "rate limit of this API key exceeded",
-                headers={"Retry-After": verdict.retry_after()},
-            )
-        request.state.api_key = stored
-        return stored
+        return await admit(request, _presented(bearer, header), scope)
 
     requirement.required_scope = scope  # type: ignore[attr-defined]  # read by create_app
     return requirement

@@ -8,6 +8,7 @@ the hot path, so it avoids regexes and allocations where a cheaper check does.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -73,11 +74,29 @@ def parse_time_us(value: Any, field: str) -> int:
 
 
 def format_time_us(time_us: int) -> str:
-    """Render integer microseconds as Home Assistant renders timestamps (``+00:00``)."""
-    try:
-        return (_EPOCH + timedelta(microseconds=time_us)).isoformat()
-    except OverflowError:  # beyond year 9999: still say something useful
+    """Render integer microseconds as Home Assistant renders timestamps (``+00:00``), as
+    ``datetime.isoformat`` does (no fraction when it is zero)."""
+    minute, rest = divmod(time_us, _MINUTE_US)
+    prefix = _minute_prefix(minute)
+    if prefix is None:  # beyond year 9999: still say something useful
         return f"{time_us} µs since the epoch"
+    second, micro = divmod(rest, 1_000_000)
+    if micro:
+        return f"{prefix}{second:02d}.{micro:06d}+00:00"
+    return f"{prefix}{second:02d}+00:00"
+
+
+_MINUTE_US = 60_000_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _minute_prefix(minute: int) -> str | None:
+    """``YYYY-MM-DDTHH:MM:`` of a minute since the epoch: answers render thousands of
+    times in a few minutes, and the calendar arithmetic is most of the cost."""
+    try:
+        return (_EPOCH + timedelta(minutes=minute)).isoformat()[:17]
+    except OverflowError:
+        return None
 
 
 def numeric_value(state: str) -> float | None:

@@ -7,6 +7,7 @@ answers are the same on SQLite and InfluxDB.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from homeiq.api.auth import require
 from homeiq.api.context import Reader
-from homeiq.api.errors import ApiError, error_responses
+from homeiq.api.errors import ApiError, JSONBody, error_responses
 from homeiq.model import EventRecord, Source
 from homeiq.pipeline.normalize import format_time_us
 from homeiq.sinks.base import EventQuery
@@ -156,7 +157,7 @@ async def events(
         Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page."),
     ] = None,
     attributes: Literal["full", "minimal"] = "full",
-) -> dict[str, Any]:
+) -> JSONBody:
     """Events matching every filter given (a filter repeated means any of its values),
     newest or oldest first, in pages of at most ``limit``."""
     query = EventQuery(
@@ -179,10 +180,12 @@ async def events(
     if page.next_cursor is not None:
         at, entity = decode_cursor(page.next_cursor, order == "newest")
         next_cursor = f"{at}~{entity}"
-    return {
-        "events": [event_out(r, attributes=full) for r in page.records],
-        "next_cursor": next_cursor,
-    }
+    return JSONBody(
+        {
+            "events": [event_out(r, attributes=full) for r in page.records],
+            "next_cursor": next_cursor,
+        }
+    )
 
 
 def _to_reader_cursor(cursor: str, newest_first: bool) -> str:
@@ -206,7 +209,7 @@ async def history(
     end: When = None,
     attributes: Literal["full", "minimal"] = "full",
     start_state: bool = True,
-) -> dict[str, Any]:
+) -> JSONBody:
     """History of one or more entities over ``[start, end)`` (end defaults to now), with
     the state each was in at ``start`` first, as Home Assistant's history shows it."""
     first = to_us(start, "start")
@@ -220,11 +223,10 @@ async def history(
         found = await reader.history_many(
             ids, first, last, include_start_state=start_state, attributes=full
         )
-    return {
-        "start": format_time_us(first),
-        "end": format_time_us(last),
-        "entities": {e: [event_out(r, attributes=full) for r in rs] for e, rs in found.items()},
-    }
+    entities = {e: [event_out(r, attributes=full) for r in rs] for e, rs in found.items()}
+    return JSONBody(
+        {"start": format_time_us(first), "end": format_time_us(last), "entities": entities}
+    )
 
 
 class ContextOut(BaseModel):
@@ -247,9 +249,9 @@ class TraceOut(BaseModel):
 @router.get("/trace/{context_id}", response_model=TraceOut)
 async def trace(
     reader: Reader, context_id: Annotated[str, Path(min_length=1, max_length=64)]
-) -> dict[str, Any]:
+) -> JSONBody:
     """Which context caused the events of ``context_id`` and everything it caused."""
-    return await _trace(reader, context_id)
+    return JSONBody(await _trace(reader, context_id))
 
 
 @router.get("/events/trace", response_model=TraceOut, responses=error_responses(404))
@@ -257,15 +259,19 @@ async def trace_event(
     reader: Reader,
     entity_id: Annotated[str, Query(min_length=1, max_length=255)],
     time: Annotated[Iso, Query(description="The event's time (ISO 8601, UTC offset).")],
-) -> dict[str, Any]:
+) -> JSONBody:
     """The trace of one event, found by its entity and time (404 if there is none)."""
     at = to_us(time, "time")
     assert at is not None
-    return await _trace(reader, await _context_of(reader, entity_id, at))
+    return JSONBody(await _trace(reader, await _context_of(reader, entity_id, at)))
 
 
 async def _trace(reader: Reader, context_id: str) -> dict[str, Any]:
-    own = await reader.by_context([context_id])
+    # The two searches of the context's own window are independent: run them together
+    # (the reader runs each in its own thread, and SQLite's scans release the GIL).
+    own, first = await asyncio.gather(
+        reader.by_context([context_id]), reader.caused_by([context_id])
+    )
     chain: list[dict[str, Any]] = []
     parent = next((r.context_parent_id for r in own if r.context_parent_id), None)
     seen = {context_id}
@@ -275,16 +281,16 @@ async def _trace(reader: Reader, context_id: str) -> dict[str, Any]:
         chain.append({"context_id": parent, "events": [event_out(r) for r in events_of]})
         parent = next((r.context_parent_id for r in events_of if r.context_parent_id), None)
     caused: list[EventRecord] = []
-    frontier = [context_id]
-    for _ in range(TRACE_DEPTH):
-        found = [r for r in await reader.caused_by(frontier) if r.context_id not in seen]
+    found = [r for r in first if r.context_id not in seen]
+    for depth in range(1, TRACE_DEPTH + 1):
         if not found:
             break
         caused += found[: TRACE_EVENTS_MAX - len(caused)]
         frontier = sorted({r.context_id for r in found if r.context_id} - seen)
         seen.update(frontier)
-        if len(caused) >= TRACE_EVENTS_MAX or not frontier:
+        if len(caused) >= TRACE_EVENTS_MAX or not frontier or depth == TRACE_DEPTH:
             break
+        found = [r for r in await reader.caused_by(frontier) if r.context_id not in seen]
     return {
         "context_id": context_id,
         "events": [event_out(r) for r in own],
@@ -340,7 +346,7 @@ async def activity(
     end: When = None,
     bucket: Literal["5m", "1h", "1d"] = "1h",
     top: Annotated[int, Query(ge=0, le=100)] = 10,
-) -> dict[str, Any]:
+) -> JSONBody:
     """Top entities by event count, events per bucket, counts per domain and area over
     ``[start, end)`` (default: the last 24 hours)."""
     last = to_us(end, "end") or now_us()
@@ -350,13 +356,15 @@ async def activity(
     first = max(first, last - (BUCKETS_MAX - 1) * bucket_s * 1_000_000)
     last = max(last, first)  # an empty range holds nothing
     found = await reader.activity(first, last, bucket_s=bucket_s, top=top)
-    return {
-        "start": format_time_us(first),
-        "end": format_time_us(last),
-        "bucket_s": bucket_s,
-        "total": found.total,
-        "top_entities": [{"entity_id": e, "events": n} for e, n in found.top_entities],
-        "rate": [{"start": format_time_us(t), "events": n} for t, n in found.buckets],
-        "by_domain": found.by_domain,
-        "by_area": found.by_area,
-    }
+    return JSONBody(
+        {
+            "start": format_time_us(first),
+            "end": format_time_us(last),
+            "bucket_s": bucket_s,
+            "total": found.total,
+            "top_entities": [{"entity_id": e, "events": n} for e, n in found.top_entities],
+            "rate": [{"start": format_time_us(t), "events": n} for t, n in found.buckets],
+            "by_domain": found.by_domain,
+            "by_area": found.by_area,
+        }
+    )

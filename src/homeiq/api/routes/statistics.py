@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homeiq.api.auth import require
 from homeiq.api.context import Host, Rollups
-from homeiq.api.errors import error_responses
+from homeiq.api.errors import JSONBody, error_responses
 from homeiq.api.routes.events import Iso, Text, checked_entity_ids, now_us, to_us
 from homeiq.maintenance.rollups import Bucket
 from homeiq.maintenance.statistics import rebuild_range, statistics
@@ -86,7 +86,7 @@ async def get_statistics(
     start: Annotated[Iso, Query(description="ISO 8601 with a UTC offset.")],
     end: Annotated[Iso | None, Query(description="ISO 8601; default: now.")] = None,
     period: Literal["5m", "1h", "1d"] = "1h",
-) -> dict[str, Any]:
+) -> JSONBody:
     """Bucketed statistics of one or more entities over ``[start, end)``."""
     now = now_us()
     first = to_us(start, "start")
@@ -99,12 +99,14 @@ async def get_statistics(
     for entity in checked_entity_ids(entity_id):
         found = await asyncio.to_thread(statistics, rollups, entity, period, first, last, now=now)
         out[entity] = [bucket_out(b) for b in found.buckets]
-    return {
-        "period": period,
-        "start": format_time_us(first),
-        "end": format_time_us(last),
-        "entities": out,
-    }
+    return JSONBody(
+        {
+            "period": period,
+            "start": format_time_us(first),
+            "end": format_time_us(last),
+            "entities": out,
+        }
+    )
 
 
 class RebuildIn(BaseModel):

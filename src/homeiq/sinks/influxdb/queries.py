@@ -18,11 +18,17 @@ since the limit may have cut them anywhere. The same holds for the unbounded rea
 A point an entity wrote twice at the same time in two series (it moved area between the
 writes) is returned once, as the reader's ``history`` does; ``count()`` in activity
 counts it twice (SQLite stores it once), a rare difference accepted for one query.
+
+Without a lower time bound, ``ORDER BY time DESC LIMIT n`` makes InfluxDB open every
+shard of the database (seconds at a million points), so a page is read in widening time
+slices next to its cursor (five minutes, then four times wider each time, as the SQLite
+store does), until the page is full or the range is exhausted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time as clock
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -45,6 +51,11 @@ if TYPE_CHECKING:
     from homeiq.sinks.influxdb.reader import InfluxDBReader
 
 QUERIES_IN_FLIGHT = 4
+# Event pages read widening time slices next to the cursor, as SQLite's do: InfluxDB
+# answers "ORDER BY time DESC LIMIT n" over every shard of the database otherwise.
+SLICE_US = 5 * 60 * SECOND_US
+SLICE_GROWTH = 4
+SLICE_MAX_US = 2**60  # past this the slice is the rest of the range
 VALUES_PER_QUERY = 200  # context ids OR-ed in one statement
 # Every field a record is read from, except the attributes JSON; and the tags.
 _FIELDS = (
@@ -131,6 +142,11 @@ async def scan(reader: InfluxDBReader, select: str, where: Sequence[str]) -> lis
         rows += await _at(reader, select, where, after)
 
 
+def now_us() -> int:
+    """Wall-clock time in µs."""
+    return clock.time_ns() // 1000
+
+
 def _records(points: Iterable[Point], newest_first: bool = False) -> list[EventRecord]:
     """Records of points, each (entity_id, time) once, by (time, entity_id)."""
     seen: set[tuple[str, int]] = set()
@@ -148,18 +164,15 @@ async def events(reader: InfluxDBReader, q: EventQuery) -> EventPage:
     """One page of :class:`EventQuery` (the reads are in the module docstring)."""
     after = None if q.cursor is None else decode_cursor(q.cursor, q.newest_first)
     where = _filters(q)
-    order = "DESC" if q.newest_first else "ASC"
     tied: list[Point] = []
-    main = where
     if after is not None:
         time, entity_id = after
         for point in await _at(reader, "*", where, time):
             other = tag(point.get("entity_id")) or ""
             if (other < entity_id) if q.newest_first else (other > entity_id):
                 tied.append(point)
-        main = [*where, f"time {'<' if q.newest_first else '>'} {time_ns(time)}"]
     n = q.limit + 1
-    page = await _rows(reader, _statement(reader, "*", main, f" ORDER BY time {order} LIMIT {n}"))
+    page = await _sliced(reader, where, q, None if after is None else after[0], n)
     full = len(page) == n
     if full:
         last = int(page[-1]["time"])
@@ -172,6 +185,42 @@ async def events(reader: InfluxDBReader, q: EventQuery) -> EventPage:
     return EventPage(
         records, encode_cursor(records[-1].time, records[-1].entity_id, q.newest_first)
     )
+
+
+async def _sliced(
+    reader: InfluxDBReader, where: list[str], q: EventQuery, after: int | None, n: int
+) -> list[Point]:
+    """The first ``n`` points past ``after`` (µs, exclusive; None: from the range's edge)
+    in the page's order, read in widening time slices (module docstring)."""
+    newest = q.newest_first
+    order = "DESC" if newest else "ASC"
+    edge = after if after is not None else (q.end if newest else q.start)
+    if edge is None and not newest:  # oldest first from the very beginning: one read
+        return await _rows(reader, _statement(reader, "*", where, f" ORDER BY time ASC LIMIT {n}"))
+    bound = q.start if newest else q.end  # where the walk stops (already in ``where``)
+    # Newest first from "now" has no near bound: a clock ahead of ours may have written
+    # points in what is our future. The cursor's own time is excluded (its points were
+    # read above); later slices meet where the previous one stopped.
+    near = edge if edge is not None else now_us()
+    near_op = None if edge is None else "<" if newest else ">" if after is not None else ">="
+    width = SLICE_US
+    found: list[Point] = []
+    while True:
+        far: int | None = near - width if newest else near + width
+        if width >= SLICE_MAX_US or (
+            bound is not None and far is not None and (far <= bound if newest else far >= bound)
+        ):
+            far = None  # the last slice runs to the range's end
+        conditions = list(where)
+        if near_op is not None:
+            conditions.append(f"time {near_op} {time_ns(near)}")
+        if far is not None:
+            conditions.append(f"time {'>=' if newest else '<'} {time_ns(far)}")
+        tail = f" ORDER BY time {order} LIMIT {n - len(found)}"
+        found += await _rows(reader, _statement(reader, "*", conditions, tail))
+        if len(found) >= n or far is None:
+            return found
+        near, near_op, width = far, "<" if newest else ">=", width * SLICE_GROWTH
 
 
 async def history_many(

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import bisect
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -73,7 +73,7 @@ MIN_TIME, MAX_TIME = -(2**63), 2**63 - 1
 _CHUNK = 500  # bound parameters per statement, under SQLite's limit
 
 _COLUMNS = """n.entity_id, e.time, e.state, e.value, e.previous_state, e.last_changed,
-       e.duration_us, {attributes}, e.context_id, e.context_parent_id, u.user_id,
+       e.duration_us, e.attributes, {attributes}, e.context_id, e.context_parent_id, u.user_id,
        p.device_id, p.area_id, p.floor_id, e.origin, e.source, e.dropped_attributes_bytes"""
 _JOINS = """CROSS JOIN entities n ON n.id = e.entity
 LEFT JOIN placements p ON p.id = e.placement
@@ -99,8 +99,18 @@ def select(source: str = "events e", *, attributes: bool = True) -> str:
 SELECT = select()
 
 
-def record(row: Sequence[Any]) -> EventRecord:
-    """The record of a row of :func:`select`."""
+_ORIGINS = {int(o): o for o in Origin}
+_SOURCES = {int(s): s for s in Source}
+Attributes = tuple[bytes, dict[str, Any]]
+
+
+def record(row: Sequence[Any], memo: dict[int, Attributes] | None = None) -> EventRecord:
+    """The record of a row of :func:`select`.
+
+    ``memo`` keeps decoded attribute sets by id across the rows of one answer: most rows
+    of an entity share a handful, and decompressing and parsing them is half the cost of
+    a row. Records made with one memo share attribute dicts: treat them as read-only.
+    """
     (
         entity_id,
         time,
@@ -109,6 +119,7 @@ def record(row: Sequence[Any]) -> EventRecord:
         previous,
         last_changed,
         duration_us,
+        attributes_id,
         attributes_json,
         codec,
         context_id,
@@ -121,11 +132,16 @@ def record(row: Sequence[Any]) -> EventRecord:
         source,
         dropped,
     ) = row
+    attributes: dict[str, Any]
     if attributes_json is None:
         blob, attributes = b"{}", {}
+    elif memo is not None and attributes_id in memo:
+        blob, attributes = memo[attributes_id]
     else:
         blob = decode_attributes(bytes(attributes_json), codec)
         attributes = orjson.loads(blob)
+        if memo is not None:
+            memo[attributes_id] = blob, attributes
     return EventRecord(
         entity_id=entity_id,
         time=time,
@@ -143,9 +159,15 @@ def record(row: Sequence[Any]) -> EventRecord:
         device_id=device_id,
         area_id=area_id,
         floor_id=floor_id,
-        origin=Origin(origin),
-        source=Source(source),
+        origin=_ORIGINS[origin],
+        source=_SOURCES[source],
     )
+
+
+def records(rows: Iterable[Sequence[Any]]) -> list[EventRecord]:
+    """The records of rows of :func:`select` (attribute sets decoded once each)."""
+    memo: dict[int, Attributes] = {}
+    return [record(row, memo) for row in rows]
 
 
 def _clamp(time: int) -> int:
@@ -167,6 +189,18 @@ def entities(
         if (not wanted or name in wanted)
         and (not in_domains or name.partition(".")[0] in in_domains)
     )
+
+
+def _ids_of(conn: sqlite3.Connection, entity_ids: Sequence[str]) -> dict[str, int]:
+    """The stored ids of these entities (those that have events)."""
+    wanted = list(dict.fromkeys(entity_ids))
+    found: dict[str, int] = {}
+    for first in range(0, len(wanted), _CHUNK):
+        chunk = wanted[first : first + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT entity_id, id FROM entities WHERE entity_id IN ({marks})"
+        found.update(conn.execute(sql, chunk).fetchall())
+    return found
 
 
 def _placements(conn: sqlite3.Connection, q: EventQuery) -> list[int] | None:
@@ -290,7 +324,7 @@ def _by_keys(conn: sqlite3.Connection, keys: list[tuple[int, int]]) -> list[Even
         " AND e.time = json_extract(k.value, '$[1]')"
     )
     rows = conn.execute(select(source) + "ORDER BY k.key", (orjson.dumps(keys).decode(),))
-    return [record(row) for row in rows]
+    return records(rows)
 
 
 def history_many(
@@ -303,7 +337,7 @@ def history_many(
 ) -> dict[str, list[EventRecord]]:
     """Each entity's last event before ``start`` and its events in [start, end): seeks."""
     start, end = _clamp(start), _clamp(end)
-    stored = dict(entities(conn, entity_ids))
+    stored = _ids_of(conn, entity_ids)
     base = select(attributes=attributes)
     result: dict[str, list[EventRecord]] = {}
     for entity_id in dict.fromkeys(entity_ids):
@@ -319,7 +353,7 @@ def history_many(
                 base + "WHERE e.entity = ? AND e.time >= ? AND e.time < ? ORDER BY e.time",
                 (ident, start, end),
             ).fetchall()
-        result[entity_id] = [record(row) for row in rows]
+        result[entity_id] = records(rows)
     return result
 
 
@@ -331,7 +365,7 @@ def by_context(
 ) -> list[EventRecord]:
     """Events whose ``column`` is one of ``context_ids``, searched in each id's time
     window (:mod:`homeiq.sinks.reading`): one seek per entity and window."""
-    ids = orjson.dumps([ident for _, ident in entities(conn)]).decode()
+    ids = conn.execute("SELECT json_group_array(id) FROM entities").fetchone()[0]
     anchor = around
     if anchor is None and needs_anchor(context_ids):
         anchor = edge(conn, ids, newest=True)

@@ -308,7 +308,7 @@ class SQLiteEventStore:
                     limit,
                 ),
             ).fetchall()
-        return [queries.record(row) for row in rows]
+        return queries.records(rows)
 
     def keys(
         self,
@@ -382,7 +382,7 @@ class SQLiteEventStore:
         """Every stored record ordered by time; meant for tests and small stores."""
         with self._lock:
             rows = self._conn.execute(queries.SELECT + " ORDER BY e.time, n.entity_id").fetchall()
-        return [queries.record(row) for row in rows]
+        return queries.records(rows)
 
     def summary(self) -> StoreSummary:
         """Totals per domain, area and source, and the span of time stored."""

@@ -28,3 +28,4 @@ def no_leaked_threads() -> Iterator[None]:
 
 
 from tests.support.influxdb import influxdb, influxdb_database  # noqa: E402, F401
+from tests.support.s3 import s3_bucket, s3_server  # noqa: E402, F401

@@ -184,3 +184,17 @@ class QualityEvent:
     end_us: int | None
     events: int | None
     detail: str
+
+
+@dataclass(slots=True, frozen=True)
+class BackupRun:
+    """One backup operation's outcome: an archive written to a target, or verified."""
+
+    kind: str  # "create" (one per target) or "verify"
+    started_at: int  # µs
+    finished_at: int  # µs
+    ok: bool
+    archive: str | None
+    target: str | None
+    bytes: int | None
+    detail: str  # what failed, or a short summary

@@ -15,10 +15,14 @@ import logging
 from dataclasses import dataclass
 
 from homeiq.errors import ConfigError
-from homeiq.ha.backfill import Backfiller
+from homeiq.ha.backfill import Backfiller, rest_base_url
 from homeiq.ha.client import HAClient
 from homeiq.ha.gaps import GapFiller
 from homeiq.ha.sync import RegistrySync
+from homeiq.lockfile import DataDirLock
+from homeiq.maintenance.alerts import Alerts
+from homeiq.maintenance.backup.schedule import BackupScheduler
+from homeiq.maintenance.backup.service import BackupService
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
@@ -172,6 +176,14 @@ class Runtime:
         )
         self.sync = RegistrySync(self.metadata, self.registry)
         self.gc = GarbageCollection()
+        self.lock = DataDirLock(settings.data_dir)
+        # Home Assistant is told of alerts once a source is configured (connect_to).
+        self.alerts = Alerts(self.metrics, webhook_url=settings.alert_webhook_url)
+        self.backups = BackupService(
+            settings, metadata=self.metadata, metrics=self.metrics, alerts=self.alerts
+        )
+        self.backup_scheduler = BackupScheduler(self.backups)
+        self._backup_task: asyncio.Task[None] | None = None
         self.client: HAClient | None = None
         self.backfiller: Backfiller | None = None
         self.gaps: GapFiller | None = None
@@ -182,6 +194,8 @@ class Runtime:
     def connect_to(self, url: str, token: str) -> None:
         """Configure the Home Assistant source (before :meth:`start`)."""
         s = self.settings
+        if s.alert_home_assistant:
+            self.alerts.ha_url, self.alerts.ha_token = rest_base_url(url), token
         if s.backfill:
             self.backfiller = Backfiller(
                 url,
@@ -228,6 +242,7 @@ class Runtime:
 
     async def start(self) -> None:
         """Open the store, then start the writer and the source."""
+        self.lock.acquire()  # one HomeIQ per data directory (and none while restoring)
         self.gc.start()
         await self.sink.open()
         self.delivery.start()
@@ -238,6 +253,7 @@ class Runtime:
             self.gaps.wake()  # gaps a previous run left (spool drops, an unfinished fill)
         if self.client is not None:
             self._client_task = asyncio.create_task(self.client.run(), name="ha-client")
+        self._backup_task = asyncio.create_task(self.backup_scheduler.run(), name="backups")
 
     async def wait(self) -> None:
         """Return when a component stops on its own (auth rejected, writer crash)."""
@@ -248,6 +264,10 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop the source, drain the queue within the deadline, close the stores."""
+        if self._backup_task is not None:  # a backup cut short leaves no archive behind
+            self._backup_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._backup_task
         if self._client_task is not None:
             self._client_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -272,6 +292,7 @@ class Runtime:
             self.spool.close()
             self.metadata.close()
             await self.gc.stop()
+            self.lock.release()
 
     async def _drain_writer(self) -> None:
         if self._writer_task is None:

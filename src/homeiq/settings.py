@@ -290,6 +290,81 @@ class Settings(BaseSettings):
         ge=256,
         description="Longest query string accepted; longer ones get 414.",
     )
+    backup_targets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Where backup archives go, comma-separated: file:///mnt/nas/homeiq,"
+            " s3://bucket/prefix (S3 endpoint and credentials the usual boto3 ways, e.g."
+            " AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID). Empty: the backups folder of the data dir."
+        ),
+    )
+    backup_recipients: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "age public keys (age1...) archives are encrypted to, comma-separated: the"
+            " machine that makes backups cannot read them. Or set a passphrase instead."
+        ),
+    )
+    backup_passphrase: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Passphrase archives are encrypted with (age scrypt), usually given as"
+            " HOMEIQ_BACKUP_PASSPHRASE_FILE; instead of recipients."
+        ),
+    )
+    backup_identity_file: Path | None = Field(
+        default=None,
+        description=(
+            "age identity file (age-keygen's output) that decrypts archives made for the"
+            " recipients: needed by verify and restore, and by the weekly automatic verify."
+        ),
+    )
+    backup_schedule: str = Field(
+        default="03:30",
+        description=(
+            "Daily time (HH:MM, local time) of the scheduled backup, or `off`. Runs only"
+            " when recipients or a passphrase are set."
+        ),
+    )
+    backup_verify_weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun", "off"] = Field(
+        default="sun",
+        description=(
+            "Day of the week whose scheduled backup is followed by a full verify with a"
+            " test restore, or `off`."
+        ),
+    )
+    backup_keep_daily: int = Field(default=7, ge=0, description="Daily archives kept per target.")
+    backup_keep_weekly: int = Field(
+        default=4, ge=0, description="Weekly archives kept per target (the newest of each week)."
+    )
+    backup_keep_monthly: int = Field(
+        default=6, ge=0, description="Monthly archives kept per target (the newest of each month)."
+    )
+    backup_influxdb_native: bool = Field(
+        default=False,
+        description=(
+            "With the InfluxDB store, also run `influxd backup -portable` into the archive"
+            " (needs the influxd binary on this machine)."
+        ),
+    )
+    backup_influxdb_rpc: str = Field(
+        default="127.0.0.1:8088",
+        description="InfluxDB's RPC address (bind-address) for `influxd backup`.",
+    )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "URL that alerts (a failed or overdue backup) are POSTed to as JSON. Alerts are"
+            " also logged, shown in /api/v1/health and sent to Home Assistant."
+        ),
+    )
+    alert_home_assistant: bool = Field(
+        default=True,
+        description=(
+            "Create a persistent notification in Home Assistant (HOMEIQ_HA_URL/TOKEN) for"
+            " each alert."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Minimum log level."
     )
@@ -317,7 +392,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
-    @field_validator("api_cors_origins", mode="before")
+    @field_validator("api_cors_origins", "backup_targets", "backup_recipients", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         # From the environment: comma-separated, or a JSON list; from TOML: a list.
@@ -357,6 +432,29 @@ class Settings(BaseSettings):
             raise ValueError("expected limits like 100/minute;20/second")
         return value
 
+    @field_validator("backup_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value != "off" and daily_time(value) is None:
+            raise ValueError("expected a daily time HH:MM (24-hour, local time) or off")
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _check_webhook(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_backup(self) -> Settings:
+        if self.backup_recipients and self.backup_passphrase is not None:
+            raise _missing(
+                "backup_recipients", "set recipients or a passphrase for backups, not both"
+            )
+        return self
+
     @model_validator(mode="after")
     def _check_store(self) -> Settings:
         if self.store != "influxdb":
@@ -385,6 +483,15 @@ class Settings(BaseSettings):
             _SecretFileSource(settings_cls),
             _TomlFileSource(settings_cls),
         )
+
+
+def daily_time(text: str) -> tuple[int, int] | None:
+    """(hour, minute) of ``HH:MM``; None when it is not one."""
+    hour, sep, minute = text.partition(":")
+    if not sep or not (hour.isdigit() and minute.isdigit()) or len(minute) != 2:
+        return None
+    h, m = int(hour), int(minute)
+    return (h, m) if 0 <= h < 24 and 0 <= m < 60 else None
 
 
 def _missing(field: str, message: str) -> ConfigError:

@@ -108,6 +108,14 @@ async def test_health_reports_every_component(api: Api) -> None:
         },
         "queue": {"status": "ok", "depth": 0, "capacity": settings.queue_max_events},
         "backfill": {"status": "disabled", "enabled": False, "pending_gaps": 1},
+        "backup": {
+            "status": "disabled",
+            "enabled": False,
+            "schedule": "no HOMEIQ_BACKUP_RECIPIENTS or HOMEIQ_BACKUP_PASSPHRASE_FILE set",
+            "next_run": None,
+            "last_success": None,
+        },
+        "alerts": [],
         "dead_letters": 2,
         "last_event_time": format_time_us(newest),
     }

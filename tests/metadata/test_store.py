@@ -20,6 +20,7 @@ from homeiq.metadata.migrations import (
 from homeiq.metadata.store import METADATA_DB, MetadataStore
 from homeiq.model import (
     Area,
+    BackupRun,
     DeadLetter,
     Device,
     Entity,
@@ -374,12 +375,37 @@ def test_quality_events_newest_first_and_by_kind(tmp_path: Path) -> None:
 
 def test_api_keys_table_arrives_as_version_3(tmp_path: Path) -> None:
     MetadataStore.in_dir(tmp_path).close()
-    assert [v for v, _ in versions(tmp_path / METADATA_DB)] == [1, 2, 3]
+    assert [v for v, _ in versions(tmp_path / METADATA_DB)][:3] == [1, 2, 3]
     conn = sqlite3.connect(tmp_path / METADATA_DB)
     try:
         assert "api_keys" in tables(conn)
     finally:
         conn.close()
+
+
+def test_backup_runs_arrive_as_version_4_newest_first_by_kind_and_outcome(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / METADATA_DB
+    conn = connect(str(path))
+    migrate(conn, schema.STEPS[:3])  # a database from before backups
+    conn.close()
+    store = MetadataStore(path)
+    try:
+        assert [v for v, _ in versions(path)] == [1, 2, 3, 4]
+        assert store.backup_runs() == []
+        made = [
+            BackupRun("create", 1, 10, True, "a", "file:///x", 100, "ok"),
+            BackupRun("create", 20, 30, False, "b", "s3://b", None, "refused"),
+            BackupRun("verify", 40, 50, True, "a", None, None, "verified"),
+        ]
+        for run in made:
+            store.add_backup_run(run)
+        assert store.backup_runs() == made[::-1]
+        assert store.backup_runs(kind="create", ok=True) == [made[0]]
+        assert store.backup_runs(kind="create", limit=1) == [made[1]]
+    finally:
+        store.close()
 
 
 def test_a_version_2_database_gains_the_api_keys_table_and_keeps_its_data(tmp_path: Path) -> None:

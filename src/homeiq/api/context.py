@@ -20,6 +20,9 @@ from typing import Annotated, Protocol, cast
 
 from fastapi import Depends, Request
 
+from homeiq.maintenance.alerts import Alerts
+from homeiq.maintenance.backup.schedule import BackupScheduler
+from homeiq.maintenance.backup.service import BackupService
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
@@ -116,6 +119,18 @@ class ApiHost(Protocol):
     @property
     def rollup_maintainer(self) -> RollupMaintainer:
         """Keeps the rollups current; rebuilds ranges on request."""
+
+    @property
+    def alerts(self) -> Alerts:
+        """Active alerts (a failed or overdue backup)."""
+
+    @property
+    def backups(self) -> BackupService:
+        """Backup operations: create, list, verify."""
+
+    @property
+    def backup_scheduler(self) -> BackupScheduler:
+        """The backup schedule (its status for health)."""
 
 
 def host_of(request: Request) -> ApiHost:

@@ -80,4 +80,25 @@ def _v3(conn: sqlite3.Connection) -> None:
     )
 
 
-STEPS = (_v1, _v2, _v3)
+def _v4(conn: sqlite3.Connection) -> None:
+    # One row per archive written to a target and per verify: what the API shows as the
+    # last result, and what the overdue-backup alert reads after a restart.
+    run_script(
+        conn,
+        """
+        CREATE TABLE backup_runs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            finished_at INTEGER NOT NULL,
+            ok INTEGER NOT NULL,
+            archive TEXT,
+            target TEXT,
+            bytes INTEGER,
+            detail TEXT NOT NULL);
+        CREATE INDEX backup_runs_kind ON backup_runs (kind, ok, finished_at);
+        """,
+    )
+
+
+STEPS = (_v1, _v2, _v3, _v4)

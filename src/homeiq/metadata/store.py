@@ -14,6 +14,7 @@ from homeiq.metadata import schema
 from homeiq.metadata.migrations import check_version, connect, migrate, transaction
 from homeiq.model import (
     Area,
+    BackupRun,
     DeadLetter,
     Device,
     Entity,
@@ -349,6 +350,45 @@ class MetadataStore:
         with self._lock:
             rows = self._conn.execute(sql, (*params, limit)).fetchall()
         return [QualityEvent(*row) for row in rows]
+
+    def add_backup_run(self, run: BackupRun) -> None:
+        """Record a backup or verify outcome."""
+        with self._lock, transaction(self._conn) as conn:
+            conn.execute(
+                "INSERT INTO backup_runs (kind, started_at, finished_at, ok, archive, target,"
+                " bytes, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.kind,
+                    run.started_at,
+                    run.finished_at,
+                    int(run.ok),
+                    run.archive,
+                    run.target,
+                    run.bytes,
+                    run.detail,
+                ),
+            )
+
+    def backup_runs(
+        self, *, kind: str | None = None, ok: bool | None = None, limit: int = 100
+    ) -> list[BackupRun]:
+        """The newest backup runs, optionally of one kind and outcome."""
+        sql = "SELECT kind, started_at, finished_at, ok, archive, target, bytes, detail"
+        sql += " FROM backup_runs WHERE 1 = 1"
+        params: list[object] = []
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        if ok is not None:
+            sql += " AND ok = ?"
+            params.append(int(ok))
+        sql += " ORDER BY finished_at DESC, id DESC LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        return [
+            BackupRun(str(k), int(s), int(f), bool(o), a, t, b, str(d))
+            for k, s, f, o, a, t, b, d in rows
+        ]
 
 
 def _stored_letter(row: Any) -> StoredDeadLetter:

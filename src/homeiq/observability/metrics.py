@@ -121,6 +121,43 @@ class Metrics:
             registry=r,
         )
 
+        self.backup_runs = Counter(
+            "homeiq_backup_runs",
+            "Backup copies written to a target, by target and outcome (ok, failed)",
+            ["target", "outcome"],
+            registry=r,
+        )
+        self.backup_last_success = Gauge(
+            "homeiq_backup_last_success_timestamp_seconds",
+            "When the last backup reached the target (Unix time)",
+            ["target"],
+            registry=r,
+        )
+        self.backup_last_duration = Gauge(
+            "homeiq_backup_last_duration_seconds",
+            "How long the last backup to the target took, snapshot to verified upload",
+            ["target"],
+            registry=r,
+        )
+        self.backup_last_size = Gauge(
+            "homeiq_backup_last_size_bytes",
+            "Size of the last archive written to the target",
+            ["target"],
+            registry=r,
+        )
+        self.backup_verifies = Counter(
+            "homeiq_backup_verifies",
+            "Archive verifications (decrypt, checksums, test restore), by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.alerts_active = Gauge(
+            "homeiq_alerts_active",
+            "Alerts raised and not yet cleared, by name",
+            ["alert"],
+            registry=r,
+        )
+
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (``name`` as exported, e.g. ``..._total``); 0 if unset."""
         found = self.registry.get_sample_value(name, labels or {})

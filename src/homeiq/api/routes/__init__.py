@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from homeiq.api.routes import admin, events, health, registry, statistics
+from homeiq.api.routes import admin, backups, events, health, registry, statistics
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.public,
@@ -20,6 +20,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     statistics.router,
     admin.router,
     statistics.admin,
+    backups.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -107,6 +107,24 @@ class BackfillHealth(BaseModel):
     pending_gaps: int
 
 
+class AlertOut(BaseModel):
+    """An alert raised and not yet cleared."""
+
+    name: str = Field(description="Stable name, e.g. `backup_failed`, `backup_overdue`.")
+    message: str
+    raised_at: str = Field(description="ISO 8601.")
+
+
+class BackupHealth(BaseModel):
+    """Scheduled backups."""
+
+    status: Status
+    enabled: bool
+    schedule: str = Field(description="Why the schedule is on or off.")
+    next_run: str | None = Field(description="Next scheduled backup (ISO 8601, local time).")
+    last_success: str | None = Field(description="Last archive that reached a target.")
+
+
 class Health(BaseModel):
     """Every component's status and the overall verdict."""
 
@@ -116,6 +134,8 @@ class Health(BaseModel):
     spool: SpoolHealth
     queue: QueueHealth
     backfill: BackfillHealth
+    backup: BackupHealth
+    alerts: list[AlertOut] = Field(description="Active alerts, oldest first.")
     dead_letters: int = Field(description="Messages kept in the dead-letter table.")
     last_event_time: str | None = Field(description="Newest stored event (ISO 8601).")
 
@@ -212,7 +232,15 @@ async def health(host: Host) -> Health:
         enabled=host.gaps is not None,
         pending_gaps=gaps,
     )
-    parts = (ha.status, sink.status, spool_health.status, queue_health.status, backfill.status)
+    backup = await asyncio.to_thread(_backup_health, host)
+    parts = (
+        ha.status,
+        sink.status,
+        spool_health.status,
+        queue_health.status,
+        backfill.status,
+        backup.status,
+    )
     overall: Literal["ok", "degraded", "down"] = "ok"
     if sink.status == "down" and spool_full:
         overall = "down"  # new events can be neither written nor spooled
@@ -225,8 +253,30 @@ async def health(host: Host) -> Health:
         spool=spool_health,
         queue=queue_health,
         backfill=backfill,
+        backup=backup,
+        alerts=[
+            AlertOut(name=a.name, message=a.message, raised_at=format_time_us(a.raised_at))
+            for a in host.alerts.active()
+        ],
         dead_letters=dead,
         last_event_time=await _last_event_time(host),
+    )
+
+
+def _backup_health(host: ApiHost) -> BackupHealth:
+    status = host.backup_scheduler.status()
+    backup_alerts = [a for a in host.alerts.active() if a.name.startswith("backup")]
+    state: Status = "disabled"
+    if status.enabled:
+        state = "degraded" if backup_alerts else "ok"
+    return BackupHealth(
+        status=state,
+        enabled=status.enabled,
+        schedule=status.reason,
+        next_run=None if status.next_run is None else status.next_run.isoformat(),
+        last_success=None
+        if status.last_success_us is None
+        else format_time_us(status.last_success_us),
     )
 
 

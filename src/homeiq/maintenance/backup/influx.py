@@ -1,0 +1,1004 @@
+"""InfluxDB in backups: a portable line-protocol export, and ``influxd backup`` where it runs.
+
+The portable export (:func:`export_database`) reads every measurement of the configured
+database (and retention policy) with InfluxQL, oldest chunk of time first, and writes
+gzip-compressed line protocol with nanosecond timestamps, one point per line.
+:func:`import_lineprotocol` writes it back through the write API of any InfluxDB
+(1.x ``/write``, 2.x/3.x ``/api/v2/write``); :func:`read_export` checks a file without
+writing it. The same database exports to the same bytes (the gzip header carries no
+time or name), so a restore can be checked by exporting it again.
+
+Field types come from ``SHOW FIELD KEYS``, never from the JSON of a query: InfluxDB
+renders the float 21.0 as ``21``. Queries are streamed (``chunked=true``), so memory
+holds one chunk of InfluxDB's answer however many points a time chunk has.
+
+What the export cannot carry, it refuses with :class:`InfluxBackupError` rather than
+lose: a field stored with several types (possible across shards in 1.x, where a query
+returns only one of them); names or tag values with a newline, or with a backslash
+before a delimiter or at their end (InfluxDB's parsers read those differently); a
+measurement or field key that starts with a tab or holds a NUL (1.x drops the one,
+InfluxQL cannot name the other). One known loss: InfluxDB's JSON writes the float -0.0
+as ``-0``, so it is exported as 0.0.
+
+The native option runs ``influxd backup -portable`` / ``influxd restore -portable``
+against influxd's RPC service (``bind-address`` in influxdb.conf, not the HTTP port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import logging
+import math
+import os
+import re
+import shutil
+import zlib
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from homeiq.errors import ConfigError, PermanentError, SinkUnavailable
+from homeiq.sinks.influxdb.lineprotocol import escape_string_field
+from homeiq.sinks.influxdb.sink import (
+    GZIP_LEVEL,
+    HTTPClient,
+    InfluxDBConfig,
+    error_text,
+    quote_ident,
+)
+
+log = logging.getLogger(__name__)
+
+DAY_NS = 86_400 * 10**9
+PAGE_POINTS = 10_000  # rows per streamed piece of a query answer (InfluxDB's chunk_size)
+EXPORT_GZIP_LEVEL = 6  # backups are kept for long: size matters more than a little CPU
+READ_BLOCK_BYTES = 1 << 20
+DEFAULT_RPC_ADDRESS = "127.0.0.1:8088"  # influxd's own default bind-address
+RPC_CONNECT_TIMEOUT_S = 5.0
+INFLUXD = "influxd"
+ERROR_TAIL_CHARS = 2000
+RESTORE_READY_TIMEOUT_S = 60.0
+FIELD_TYPES = ("float", "integer", "unsigned", "string", "boolean")
+
+_REOPENING = ("engine is closed", "shard is disabled")  # influxd still opening restored shards
+
+_MIN_NS, _MAX_NS = -(2**63) + 2, 2**63 - 2  # InfluxDB's time range
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class InfluxBackupError(PermanentError):
+    """InfluxDB or influxd refused part of a backup or restore; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxExport:
+    """What :func:`export_database` wrote: the manifest entry of an InfluxDB export."""
+
+    database: str
+    measurements: dict[str, int]
+    field_types: dict[str, dict[str, str]]
+    first_time_ns: int | None
+    last_time_ns: int | None
+
+    @property
+    def points(self) -> int:
+        """Points in the export, all measurements together."""
+        return sum(self.measurements.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (see :meth:`from_json`)."""
+        return {
+            "database": self.database,
+            "measurements": dict(self.measurements),
+            "field_types": {m: dict(f) for m, f in self.field_types.items()},
+            "first_time_ns": self.first_time_ns,
+            "last_time_ns": self.last_time_ns,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> InfluxExport:
+        """The inverse of :meth:`to_json`; ValueError naming what is missing or wrong."""
+        try:
+            database, measurements = data["database"], data["measurements"]
+            field_types, first, last = (
+                data[k] for k in ("field_types", "first_time_ns", "last_time_ns")
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"an InfluxDB export entry lacks {exc}") from None
+        if not isinstance(database, str):
+            raise ValueError("an InfluxDB export entry's database is not a string")
+        if not isinstance(measurements, dict) or not all(
+            isinstance(k, str) and type(v) is int for k, v in measurements.items()
+        ):
+            raise ValueError("an InfluxDB export entry's measurements are not name → count")
+        if not isinstance(field_types, dict) or not all(
+            isinstance(m, str)
+            and isinstance(fields, dict)
+            and all(isinstance(k, str) and t in FIELD_TYPES for k, t in fields.items())
+            for m, fields in field_types.items()
+        ):
+            raise ValueError("an InfluxDB export entry's field_types are not name → field → type")
+        for value in (first, last):
+            if value is not None and type(value) is not int:
+                raise ValueError("an InfluxDB export entry's times are not integers")
+        return cls(
+            database,
+            dict(measurements),
+            {m: dict(f) for m, f in field_types.items()},
+            first,
+            last,
+        )
+
+
+# -- line protocol, as the export writes it ---------------------------------------------------
+
+FieldValue = float | int | str | bool
+
+
+@dataclass(frozen=True, slots=True)
+class LinePoint:
+    """One point of an export line: its fields as name → (type, value)."""
+
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, tuple[str, FieldValue]]
+    time_ns: int
+
+
+_ESCAPE_MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
+_ESCAPE_KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
+# InfluxDB 1.x scans a name either by backslash pairs or by "is the previous byte a
+# backslash" (measurements), and unescapes by search-and-replace: a backslash before a
+# delimiter or at the end reads back differently between the two, so it is refused.
+_UNWRITABLE = re.compile(r'[\n\r]|\\(?=[,= "]|\Z)')
+
+
+def _escape(text: str, what: str, table: dict[int, str], *, queried: bool = False) -> str:
+    if not text:
+        raise ValueError(f"{what} is empty")
+    if _UNWRITABLE.search(text):
+        raise ValueError(
+            f"{what} {text!r} has a newline, or a backslash before a delimiter or at its end,"
+            " which line protocol cannot carry"
+        )
+    # Names that go into queries: 1.x skips a tab (or NUL) where a line's measurement or
+    # fields begin, and InfluxQL cannot quote a NUL.
+    if queried and (text.startswith("\t") or "\x00" in text):
+        raise ValueError(f"{what} {text!r} starts with a tab or holds a NUL")
+    return text.translate(table)
+
+
+def escape_tag(text: str, what: str = "a tag key or value") -> str:
+    """A tag key or value for a line; ValueError if it cannot be written."""
+    return _escape(text, what, _ESCAPE_KEY)
+
+
+def escape_field_key(key: str) -> str:
+    """A field key for a line; ValueError if it cannot be written."""
+    return _escape(key, "the field key", _ESCAPE_KEY, queried=True)
+
+
+def escape_measurement_name(name: str) -> str:
+    """A measurement name for a line; ValueError if it cannot be written."""
+    if name.startswith("#"):
+        raise ValueError(f"the measurement {name!r} starts with '#' (a comment line)")
+    return _escape(name, "the measurement name", _ESCAPE_MEASUREMENT, queried=True)
+
+
+def _float(value: Any) -> str:
+    # 21.0 arrives as the int 21; repr gives the shortest text that parses back exactly.
+    if type(value) is not float and type(value) is not int:
+        raise ValueError(f"{value!r} is not a float")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} has no line-protocol form")
+    return repr(number)
+
+
+def _integer(value: Any) -> str:
+    if type(value) is not int or not _INT64[0] <= value <= _INT64[1]:
+        raise ValueError(f"{value!r} is not a 64-bit integer")
+    return f"{value}i"
+
+
+def _unsigned(value: Any) -> str:
+    if type(value) is not int or not 0 <= value < 2**64:
+        raise ValueError(f"{value!r} is not a 64-bit unsigned integer")
+    return f"{value}u"
+
+
+def _string(value: Any) -> str:
+    if type(value) is not str:
+        raise ValueError(f"{value!r} is not a string")
+    return f'"{escape_string_field(value)}"'
+
+
+def _boolean(value: Any) -> str:
+    if type(value) is not bool:
+        raise ValueError(f"{value!r} is not a boolean")
+    return "true" if value else "false"
+
+
+_FORMATTERS: dict[str, Callable[[Any], str]] = {
+    "float": _float,
+    "integer": _integer,
+    "unsigned": _unsigned,
+    "string": _string,
+    "boolean": _boolean,
+}
+
+
+def format_value(field_type: str, value: Any) -> str:
+    """A field value as line protocol; ValueError if it is not of ``field_type``."""
+    try:
+        return _FORMATTERS[field_type](value)
+    except KeyError:
+        raise ValueError(f"unknown field type {field_type!r}") from None
+
+
+def format_line(point: LinePoint) -> str:
+    """One export line, with its newline: tags sorted, fields in the order given."""
+    if not point.fields:
+        raise ValueError("a point needs at least one field")
+    if not _MIN_NS <= point.time_ns <= _MAX_NS:
+        raise ValueError(f"time {point.time_ns} is outside InfluxDB's range")
+    head = escape_measurement_name(point.measurement) + "".join(
+        f",{escape_tag(k, 'the tag key')}={escape_tag(v, 'the tag value')}"
+        for k, v in sorted(point.tags.items())
+    )
+    fields = ",".join(
+        f"{escape_field_key(k)}={format_value(t, v)}" for k, (t, v) in point.fields.items()
+    )
+    return f"{head} {fields} {point.time_ns}\n"
+
+
+def _name(excluded: str) -> str:
+    # Plain characters and backslash pairs, unrolled and possessive: nothing to backtrack
+    # into, which makes checking a file several times faster.
+    plain = rf"[^\\\n{excluded}]"
+    return rf"(?:{plain}|\\[^\n]){plain}*+(?:\\[^\n]{plain}*+)*+"
+
+
+_MEASUREMENT = "(?!#)" + _name(", ")
+_KEY = _name(",= ")
+_STRING_BODY = r'[^"\\]*+(?:\\["\\][^"\\]*+)*+'  # only \\ and \" are escapes
+_STRING = f'"{_STRING_BODY}"'
+_FLOAT = r"-?\d+(?:\.\d+(?:e[+-]\d+)?|e[+-]\d+)"  # what repr(float) writes
+_VALUE = rf"{_STRING}|true|false|-?\d+i|\d+u|{_FLOAT}"
+# The fast check of a whole line: integers short enough to be in range without
+# converting them; anything longer is checked by parse_line.
+_VALUE_SHORT = rf"{_STRING}|true|false|-?\d{{1,18}}i|\d{{1,19}}u|{_FLOAT}"
+_LINE_SHORT = re.compile(
+    rf"(?P<m>{_MEASUREMENT})(?:,{_KEY}={_KEY})*+ {_KEY}=(?:{_VALUE_SHORT})"
+    rf"(?:,{_KEY}=(?:{_VALUE_SHORT}))*+ (?P<t>-?\d{{1,19}})"
+)
+# A line that stops inside a string field: the string goes on after a newline.
+_OPEN_STRING = re.compile(
+    rf'{_MEASUREMENT}(?:,{_KEY}={_KEY})*+ (?:{_KEY}=(?:{_VALUE}),)*{_KEY}="{_STRING_BODY}'
+)
+_HEAD = re.compile(rf"(?P<m>{_MEASUREMENT})(?P<tags>(?:,{_KEY}={_KEY})*+) ")
+_TAG = re.compile(rf",({_KEY})=({_KEY})")
+_FIELD = re.compile(
+    rf"(?P<key>{_KEY})=(?:(?P<string>{_STRING})|(?P<boolean>true|false)|(?P<integer>-?\d+)i"
+    rf"|(?P<unsigned>\d+)u|(?P<float>{_FLOAT}))(?=[, ]|\Z)"
+)
+_TIME = re.compile(r" (-?\d+)")
+_STRING_ESCAPE = re.compile(r'\\(["\\])')
+
+
+def _unescape(token: str) -> str:
+    if "\\" not in token:
+        return token
+    return token.replace("\\,", ",").replace("\\=", "=").replace("\\ ", " ")
+
+
+def _field_value(match: re.Match[str]) -> tuple[str, FieldValue]:
+    if (text := match["string"]) is not None:
+        return "string", _STRING_ESCAPE.sub(r"\1", text[1:-1])
+    if (text := match["boolean"]) is not None:
+        return "boolean", text == "true"
+    if (text := match["integer"]) is not None:
+        if not _INT64[0] <= int(text) <= _INT64[1]:
+            raise ValueError(f"the integer {text} is out of range")
+        return "integer", int(text)
+    if (text := match["unsigned"]) is not None:
+        if int(text) >= 2**64:
+            raise ValueError(f"the unsigned integer {text} is out of range")
+        return "unsigned", int(text)
+    number = float(match["float"])
+    if not math.isfinite(number):
+        raise ValueError(f"the float {match['float']} is out of range")
+    return "float", number
+
+
+def parse_line(line: str) -> LinePoint:
+    """One export line (without its newline) as a point; ValueError saying what is wrong."""
+    head = _HEAD.match(line)
+    if head is None:
+        raise ValueError("no measurement and tags followed by a space")
+    tags: dict[str, str] = {}
+    for key, value in _TAG.findall(head["tags"]):
+        if _unescape(key) in tags:
+            raise ValueError(f"the tag {_unescape(key)!r} appears twice")
+        tags[_unescape(key)] = _unescape(value)
+    fields: dict[str, tuple[str, FieldValue]] = {}
+    pos = head.end()
+    while True:
+        field = _FIELD.match(line, pos)
+        if field is None:
+            raise ValueError(f"column {pos + 1}: expected a field, key=value")
+        key = _unescape(field["key"])
+        if key in fields:
+            raise ValueError(f"column {pos + 1}: the field {key!r} appears twice")
+        fields[key] = _field_value(field)
+        pos = field.end()
+        if not line.startswith(",", pos):
+            break
+        pos += 1
+    time = _TIME.fullmatch(line, pos)
+    if time is None:
+        raise ValueError(f"column {pos + 1}: expected a space and the time in nanoseconds")
+    if not _MIN_NS <= int(time[1]) <= _MAX_NS:
+        raise ValueError(f"the time {time[1]} is outside InfluxDB's range")
+    return LinePoint(_unescape(head["m"]), tags, fields, int(time[1]))
+
+
+def _physical_lines(stream: gzip.GzipFile, source: Path) -> Iterator[tuple[bytes, bool]]:
+    """The stream's lines without their newline, each with whether a newline ended it."""
+    rest = b""
+    while True:
+        try:
+            block = stream.read(READ_BLOCK_BYTES)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise ValueError(f"{source}: the gzip stream is truncated or corrupt: {exc}") from exc
+        if not block:
+            break
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line, True
+    if rest:
+        yield rest, False
+
+
+def _points(stream: gzip.GzipFile, source: Path) -> Iterator[tuple[int, bytes, str]]:
+    """Every point of an export: its first line number, its bytes and its measurement."""
+    names: dict[str, str] = {}
+    pending: list[bytes] = []
+    start = 0
+    for number, (raw, ended) in enumerate(_physical_lines(stream, source), 1):
+        if not pending:
+            start = number
+        pending.append(raw)
+        data = b"\n".join(pending) if len(pending) > 1 else raw
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{source}: line {start}: not UTF-8 ({exc.reason})") from None
+        match = _LINE_SHORT.fullmatch(text)
+        if match is not None and _MIN_NS <= int(match["t"]) <= _MAX_NS:
+            name = names.get(match["m"])
+            if name is None:
+                if len(names) >= 10_000:
+                    names.clear()
+                name = names[match["m"]] = _unescape(match["m"])
+        else:  # rare: an error, an integer of 19 digits or more, a string with a newline
+            try:
+                name = parse_line(text).measurement
+            except ValueError as exc:
+                if ended and _OPEN_STRING.fullmatch(text):
+                    continue
+                raise ValueError(f"{source}: line {start}: {exc}: {text[:100]!r}") from None
+        if not ended:
+            raise ValueError(f"{source}: line {start}: no newline at the end: truncated?")
+        pending.clear()
+        yield start, data + b"\n", name
+    if pending:
+        raise ValueError(f"{source}: line {start}: a string field is not closed at the end")
+
+
+def read_export(source: Path) -> dict[str, int]:
+    """Check every line of an export without writing it; points per measurement.
+
+    ValueError naming the line and what is wrong with it, or the corrupt gzip stream.
+    """
+    counts: dict[str, int] = {}
+    with gzip.open(source, "rb") as stream:
+        for _, _, measurement in _points(stream, source):
+            counts[measurement] = counts.get(measurement, 0) + 1
+    return counts
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+
+def _answer_error(answer: Any) -> str | None:
+    """The first error in a /query answer (top level or of a statement), if any."""
+    if not isinstance(answer, dict):
+        return f"not a JSON object: {str(answer)[:200]}"
+    if isinstance(answer.get("error"), str):
+        return str(answer["error"])
+    for result in answer.get("results") or []:
+        if isinstance(result, dict) and isinstance(result.get("error"), str):
+            return str(result["error"])
+    return None
+
+
+def _short(q: str) -> str:
+    return q if len(q) <= 200 else q[:200] + "…"
+
+
+class _Queries:
+    """InfluxQL against the configured InfluxDB, answers in nanoseconds."""
+
+    def __init__(self, config: InfluxDBConfig, page_points: int = PAGE_POINTS) -> None:
+        self.config = config
+        self.http = HTTPClient(config)
+        self.page_points = page_points
+
+    def _params(self, db: str | None) -> dict[str, str]:
+        return {"epoch": "ns"} if db is None else {"db": db, "epoch": "ns"}
+
+    def _refused(self, q: str, db: str | None, error: str) -> InfluxBackupError:
+        error = self.config.scrub(error)
+        if db is not None and error.startswith("database not found"):
+            return InfluxBackupError(f"InfluxDB at {self.config.url} has no database {db!r}")
+        return InfluxBackupError(f"InfluxDB could not run {_short(q)!r}: {error}")
+
+    async def series(self, q: str, db: str | None) -> list[dict[str, Any]]:
+        """The series of a one-statement query."""
+        status, body = await self.http.request("POST", "/query", self._params(db), data={"q": q})
+        if status == 400:
+            raise self._refused(q, db, error_text(body))
+        if status != 200:
+            raise self.http.failure(status, body, "to a query")
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InfluxBackupError(f"InfluxDB answered {_short(q)!r} with non-JSON") from exc
+        if (error := _answer_error(answer)) is not None:
+            raise self._refused(q, db, error)
+        results = answer.get("results") or [{}]
+        return list(results[0].get("series") or [])
+
+    async def stream(self, q: str, db: str) -> AsyncGenerator[bytes, None]:
+        """The answer to ``q`` as InfluxDB streams it: one JSON document per piece."""
+        params = {**self._params(db), "chunked": "true", "chunk_size": str(self.page_points)}
+        # No total timeout: a chunk of time may take long to stream; only silence is an error.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.config.timeout_s, sock_read=self.config.timeout_s
+        )
+        try:
+            async with self.http.session().post(
+                self.config.url + "/query", params=params, data={"q": q}, timeout=timeout
+            ) as response:
+                if response.status != 200:
+                    body = await response.read()
+                    if response.status == 400:
+                        raise self._refused(q, db, error_text(body))
+                    raise self.http.failure(response.status, body, "to an export query")
+                parts: list[bytes] = []
+                async for block in response.content.iter_any():
+                    start = 0
+                    while (end := block.find(b"\n", start)) >= 0:
+                        parts.append(block[start:end])
+                        yield b"".join(parts)
+                        parts.clear()
+                        start = end + 1
+                    parts.append(block[start:])
+                if tail := b"".join(parts).strip():
+                    yield tail
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            what = str(exc) or type(exc).__name__
+            raise SinkUnavailable(
+                self.config.scrub(f"InfluxDB at {self.config.url} failed during an export: {what}")
+            ) from exc
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+class _ExportFile:
+    """The gzip file being written (in a worker thread), renamed into place when complete."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.partial = dest.with_name(dest.name + ".partial")
+        self._raw = self.partial.open("wb")
+        # No name and mtime 0 in the header: the same data always makes the same bytes.
+        self._gzip = gzip.GzipFile(
+            filename="", mode="wb", compresslevel=EXPORT_GZIP_LEVEL, fileobj=self._raw, mtime=0
+        )
+
+    def write(self, body: bytes, measurement: str, types: Mapping[str, str]) -> int:
+        """Write the points of one streamed piece of a query answer; how many."""
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InfluxBackupError(f"InfluxDB streamed non-JSON: {exc}") from exc
+        if (error := _answer_error(answer)) is not None:
+            raise InfluxBackupError(f"InfluxDB failed while exporting {measurement!r}: {error}")
+        lines: list[str] = []
+        try:
+            for result in answer.get("results") or []:
+                for series in result.get("series") or []:
+                    lines += _series_lines(series, measurement, types)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise InfluxBackupError(f"cannot export measurement {measurement!r}: {exc}") from exc
+        self._gzip.write("".join(lines).encode())
+        return len(lines)
+
+    def commit(self) -> None:
+        self._gzip.close()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        self.partial.replace(self.dest)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._gzip.close()
+        self._raw.close()
+        self.partial.unlink(missing_ok=True)
+
+
+def _series_lines(series: dict[str, Any], measurement: str, types: Mapping[str, str]) -> list[str]:
+    if series.get("name") != measurement:
+        raise ValueError(f"InfluxDB answered with the measurement {series.get('name')!r}")
+    head = escape_measurement_name(measurement) + "".join(
+        f",{escape_tag(k, 'the tag key')}={escape_tag(v, 'the tag value')}"
+        for k, v in sorted((series.get("tags") or {}).items())
+        if v  # GROUP BY * reports a tag the series lacks as ""
+    )
+    columns = series["columns"]
+    if columns[0] != "time":
+        raise ValueError(f"InfluxDB answered without a time column: {columns}")
+    unknown = [c for c in columns[1:] if c not in types]
+    if unknown:
+        raise ValueError(f"InfluxDB answered with fields SHOW FIELD KEYS did not list: {unknown}")
+    fields = [(escape_field_key(c) + "=", _FORMATTERS[types[c]]) for c in columns[1:]]
+    lines = []
+    for row in series.get("values") or []:
+        time = row[0]
+        if type(time) is not int:
+            raise ValueError(f"the time {time!r} is not integer nanoseconds")
+        parts = [
+            key + fmt(v) for (key, fmt), v in zip(fields, row[1:], strict=True) if v is not None
+        ]
+        if parts:
+            lines.append(f"{head} {','.join(parts)} {time}\n")
+    return lines
+
+
+async def _field_types(queries: _Queries) -> dict[str, dict[str, str]]:
+    """Measurement → field → type of the exported retention policy (sorted by name)."""
+    config = queries.config
+    q = "SHOW FIELD KEYS"
+    if config.api == "v1" and config.retention_policy:
+        q += f" FROM {quote_ident(config.retention_policy)}./.*/"
+    types: dict[str, dict[str, str]] = {}
+    conflicts = []
+    for series in await queries.series(q, config.query_database):
+        measurement = str(series["name"])
+        fields = types.setdefault(measurement, {})
+        for key, field_type in series.get("values") or []:
+            if field_type not in FIELD_TYPES:
+                raise InfluxBackupError(
+                    f"field {key!r} of measurement {measurement!r} has the type {field_type!r},"
+                    " which this export does not know"
+                )
+            if key in fields and fields[key] != field_type:
+                conflicts.append(f"{measurement}.{key}")
+            fields[key] = field_type
+        try:  # fail before writing anything, not hours into the export
+            escape_measurement_name(measurement)
+            for key in fields:
+                escape_field_key(key)
+        except ValueError as exc:
+            raise InfluxBackupError(f"cannot export measurement {measurement!r}: {exc}") from None
+    if conflicts:
+        # 1.x keeps a type per shard; a query returns one type and drops the others.
+        raise InfluxBackupError(
+            "these fields are stored with different types in different shards, which a"
+            f" query cannot return faithfully: {', '.join(sorted(set(conflicts)))}; use the"
+            " native backup (influxd backup) for this database"
+        )
+    return {m: dict(sorted(types[m].items())) for m in sorted(types)}
+
+
+async def export_database(
+    config: InfluxDBConfig,
+    dest: Path,
+    *,
+    chunk_ns: int = DAY_NS,
+    page_points: int = PAGE_POINTS,
+    progress: Callable[[int], None] | None = None,
+) -> InfluxExport:
+    """Write every point of the configured database to ``dest`` as gzip line protocol.
+
+    Reads per measurement in chunks of ``chunk_ns`` (aligned to multiples of it), oldest
+    first, each streamed in pieces of ``page_points`` rows; ``progress`` gets the number
+    of points written so far. Points written after the export began and newer than the
+    newest point it saw are not included. ``dest`` appears only when complete.
+    """
+    if chunk_ns < 1 or page_points < 1:
+        raise ValueError("chunk_ns and page_points must be at least 1")
+    queries = _Queries(config, page_points)
+    db = config.query_database
+    prefix = ""
+    if config.api == "v1" and config.retention_policy:
+        prefix = quote_ident(config.retention_policy) + "."
+    counts: dict[str, int] = {}
+    first: int | None = None
+    last: int | None = None
+    total = 0
+    types: dict[str, dict[str, str]] = {}
+    out: _ExportFile | None = None
+
+    async def edge(select: str, order: str, after: int | None = None) -> int | None:
+        where = "" if after is None else f" WHERE time >= {after}"
+        series = await queries.series(f"{select}{where} ORDER BY time {order} LIMIT 1", db)
+        return int(series[0]["values"][0][0]) if series and series[0].get("values") else None
+
+    try:
+        types = await _field_types(queries)
+        out = await asyncio.to_thread(_ExportFile, dest)
+        for measurement, fields in types.items():
+            if not fields:
+                continue
+            select = ", ".join(f"{quote_ident(f)}::field" for f in fields)
+            select = f"SELECT {select} FROM {prefix}{quote_ident(measurement)}"
+            oldest = await edge(select, "ASC")
+            newest = await edge(select, "DESC")
+            if oldest is None or newest is None:
+                continue
+            count = 0
+            start = oldest - oldest % chunk_ns
+            while start <= newest:
+                end = start + chunk_ns
+                upper = f"time < {end}" if end <= newest else f"time <= {newest}"
+                q = f"{select} WHERE time >= {max(start, _MIN_NS)} AND {upper} GROUP BY *"
+                written = 0
+                async with contextlib.aclosing(queries.stream(q, db)) as pieces:
+                    async for piece in pieces:
+                        written += await asyncio.to_thread(out.write, piece, measurement, fields)
+                        if progress is not None:
+                            progress(total + count + written)
+                count += written
+                if end > newest:
+                    break
+                if written:
+                    start = end
+                    continue
+                # An empty chunk: jump to the next point rather than walk an empty stretch.
+                following = await edge(select, "ASC", after=end)
+                if following is None or following > newest:
+                    break
+                start = following - following % chunk_ns
+            if count:
+                counts[measurement] = count
+                total += count
+                first = oldest if first is None else min(first, oldest)
+                last = newest if last is None else max(last, newest)
+        await asyncio.to_thread(out.commit)
+    except BaseException:
+        if out is not None:
+            await asyncio.to_thread(out.discard)
+        raise
+    finally:
+        await queries.close()
+    log.info("exported %d points of %d measurements from %s", total, len(counts), db)
+    return InfluxExport(
+        database=db,
+        measurements=counts,
+        field_types={m: types[m] for m in counts},
+        first_time_ns=first,
+        last_time_ns=last,
+    )
+
+
+# -- import ----------------------------------------------------------------------------------
+
+
+class _Batches:
+    """Request bodies of an export file, read (in a worker thread) a batch at a time."""
+
+    def __init__(self, source: Path, batch_bytes: int, compress: bool) -> None:
+        self.batch_bytes = batch_bytes
+        self.compress = compress
+        self.counts: dict[str, int] = {}
+        self.points = 0
+        self._stream = gzip.GzipFile(source, "rb")  # closed by close()
+        self._points = _points(self._stream, source)
+        self._held: tuple[int, bytes, str] | None = None
+
+    def next(self) -> tuple[bytes, int, int] | None:
+        """The next body (gzipped when asked) and its first and last line; None at the end."""
+        lines: list[bytes] = []
+        size, first, number = 0, 0, 0
+        while True:
+            item = self._held or next(self._points, None)
+            self._held = None
+            if item is None:
+                break
+            number, data, measurement = item
+            if lines and size + len(data) > self.batch_bytes:
+                self._held = item  # a line bigger than batch_bytes still goes, alone
+                break
+            first = first or number
+            lines.append(data)
+            size += len(data)
+            self.counts[measurement] = self.counts.get(measurement, 0) + 1
+        if not lines:
+            return None
+        self.points += len(lines)
+        body = b"".join(lines)
+        return (gzip.compress(body, GZIP_LEVEL) if self.compress else body), first, number
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+async def _create_database(queries: _Queries, name: str) -> None:
+    """CREATE DATABASE; InfluxBackupError saying why InfluxDB would not."""
+    q = f"CREATE DATABASE {quote_ident(name)}"
+    status, body = await queries.http.request("POST", "/query", {}, data={"q": q})
+    if status == 200:
+        try:
+            error = _answer_error(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            error = f"a non-JSON answer: {error_text(body)}"
+        if error is None:
+            return
+    elif status == 403:  # 1.x: the user is not an admin
+        error = error_text(body)
+    else:
+        raise queries.http.failure(status, body, "creating the database")
+    raise InfluxBackupError(
+        f"InfluxDB did not create the database {name!r} to import into:"
+        f" {queries.config.scrub(error)}; create it first, or import as an admin"
+    )
+
+
+async def _write_target(queries: _Queries, database: str | None) -> tuple[str, dict[str, str], str]:
+    """Path, parameters and a description of where an import writes; a v1 database is
+    created when missing."""
+    config = queries.config
+    if config.api == "v2":
+        assert config.org is not None and config.bucket is not None
+        bucket = database or config.bucket
+        params = {"bucket": bucket, "org": config.org, "precision": "ns"}
+        return "/api/v2/write", params, f"bucket {bucket!r}"
+    target = database or config.database
+    databases = await queries.series("SHOW DATABASES", None)
+    if not any([target] in (s.get("values") or []) for s in databases):
+        await _create_database(queries, target)
+    params = {"db": target, "precision": "ns"}
+    if rp := config.retention_policy:
+        policies = await queries.series(f"SHOW RETENTION POLICIES ON {quote_ident(target)}", None)
+        if not any(row[0] == rp for s in policies for row in s.get("values") or []):
+            raise InfluxBackupError(
+                f"database {target!r} has no retention policy {rp!r}: create it first"
+                f" (CREATE RETENTION POLICY {quote_ident(rp)} ON {quote_ident(target)} ...),"
+                " or import without HOMEIQ_INFLUXDB_RETENTION_POLICY"
+            )
+        params["rp"] = rp
+    return "/write", params, f"database {target!r}"
+
+
+async def import_lineprotocol(
+    config: InfluxDBConfig,
+    source: Path,
+    *,
+    database: str | None = None,
+    batch_bytes: int = 4_000_000,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Write an export into ``database`` (default: the configured one); points per measurement.
+
+    With the v2 API ``database`` names the bucket (default: the configured one), which
+    must exist. Rewriting a point replaces it, so an interrupted import can be run again.
+    ValueError if the file is not a valid export; the batches before the bad line are
+    written by then (check with :func:`read_export` first to write nothing).
+    """
+    if batch_bytes < 1:
+        raise ValueError("batch_bytes must be at least 1")
+    queries = _Queries(config)
+    try:
+        path, params, where = await _write_target(queries, database)
+        batches = await asyncio.to_thread(_Batches, source, batch_bytes, config.gzip)
+        try:
+            headers = {"Content-Type": "text/plain; charset=utf-8"}
+            if config.gzip:
+                headers["Content-Encoding"] = "gzip"
+            while (batch := await asyncio.to_thread(batches.next)) is not None:
+                body, first, last = batch
+                status, answer = await queries.http.request(
+                    "POST", path, params, data=body, headers=headers
+                )
+                if status == 404:
+                    text = config.scrub(error_text(answer))
+                    raise InfluxBackupError(f"InfluxDB has no {where} to import into: {text}")
+                if status not in (200, 204):
+                    doing = f"writing lines {first}-{last} of {source.name} to {where}"
+                    raise queries.http.failure(status, answer, doing)
+                if progress is not None:
+                    progress(batches.points)
+        finally:
+            await asyncio.to_thread(batches.close)
+    finally:
+        await queries.close()
+    log.info("imported %d points into %s", batches.points, where)
+    return batches.counts
+
+
+# -- native: influxd backup / restore --------------------------------------------------------
+
+
+async def holds_points(config: InfluxDBConfig, database: str) -> bool:
+    """Whether ``database`` exists and holds any point: a restore must then keep them aside."""
+    queries = _Queries(config)
+    try:
+        if not await _database_exists(config, database):
+            return False
+        for series in await queries.series("SHOW MEASUREMENTS", database):
+            for (name,) in series.get("values") or []:
+                q = f"SELECT * FROM {quote_ident(str(name))} LIMIT 1"
+                if await queries.series(q, database):
+                    return True
+        return False
+    finally:
+        await queries.close()
+
+
+async def drop_database(config: InfluxDBConfig, database: str) -> None:
+    """Drop ``database`` (verify's scratch copy); nothing happens when it does not exist."""
+    queries = _Queries(config)
+    try:
+        await queries.series(f"DROP DATABASE {quote_ident(database)}", None)
+    finally:
+        await queries.close()
+
+
+def native_available() -> bool:
+    """Whether ``influxd`` is installed here (for :func:`native_backup`/:func:`native_restore`)."""
+    return shutil.which(INFLUXD) is not None
+
+
+async def _database_exists(config: InfluxDBConfig, name: str) -> bool:
+    if config.api != "v1":
+        raise ConfigError("HOMEIQ_INFLUXDB_API", "the native backup needs InfluxDB 1.x (v1)")
+    queries = _Queries(config)
+    try:
+        databases = await queries.series("SHOW DATABASES", None)
+    finally:
+        await queries.close()
+    return any([name] in (s.get("values") or []) for s in databases)
+
+
+async def _check_rpc(rpc_address: str) -> None:
+    """SinkUnavailable unless something listens at the RPC address (influxd would retry
+    for minutes)."""
+    host, _, port = rpc_address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"rpc_address must be host:port, not {rpc_address!r}")
+    try:
+        async with asyncio.timeout(RPC_CONNECT_TIMEOUT_S):
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+    except (OSError, TimeoutError) as exc:
+        why = str(exc) or f"no connection within {RPC_CONNECT_TIMEOUT_S:g} s"
+        raise SinkUnavailable(
+            f"influxd's backup service at {rpc_address} does not answer ({why}); it listens"
+            " on bind-address in influxdb.conf (default 127.0.0.1:8088)"
+        ) from exc
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
+async def _influxd(*args: str) -> None:
+    binary = shutil.which(INFLUXD)
+    if binary is None:
+        raise InfluxBackupError("influxd is not installed here; use the portable export")
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await proc.communicate()
+    except BaseException:  # cancelled: leave no influxd behind
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        text = (stderr or stdout).decode("utf-8", "replace").strip()[-ERROR_TAIL_CHARS:]
+        raise InfluxBackupError(f"influxd {args[0]} failed (exit {proc.returncode}): {text}")
+
+
+def _empty_directory(path: Path) -> None:
+    # influxd adds its files next to any already there; a restore would then mix backups.
+    path.mkdir(parents=True, exist_ok=True)
+    if any(path.iterdir()):
+        raise InfluxBackupError(
+            f"{path} is not empty; a native backup needs a directory of its own"
+        )
+
+
+async def native_backup(
+    config: InfluxDBConfig, dest_dir: Path, *, rpc_address: str = DEFAULT_RPC_ADDRESS
+) -> None:
+    """``influxd backup -portable`` of the configured database (every retention policy)
+    into ``dest_dir``, which must be empty or new."""
+    if not await _database_exists(config, config.database):
+        # influxd itself only says "backup failed: EOF".
+        raise InfluxBackupError(f"InfluxDB at {config.url} has no database {config.database!r}")
+    await _check_rpc(rpc_address)
+    await asyncio.to_thread(_empty_directory, dest_dir)
+    await _influxd(
+        "backup", "-portable", "-host", rpc_address, "-db", config.database, str(dest_dir)
+    )
+
+
+async def native_restore(
+    config: InfluxDBConfig,
+    src_dir: Path,
+    *,
+    database: str,
+    new_database: str,
+    rpc_address: str = DEFAULT_RPC_ADDRESS,
+) -> None:
+    """``influxd restore -portable``: ``database`` of the backup in ``src_dir`` as the new
+    database ``new_database``, which must not exist."""
+    if await _database_exists(config, new_database):
+        raise InfluxBackupError(
+            f"InfluxDB at {config.url} already has a database {new_database!r};"
+            " a native restore needs a new name"
+        )
+    await _check_rpc(rpc_address)
+    await _influxd(
+        "restore",
+        "-portable",
+        "-host",
+        rpc_address,
+        "-db",
+        database,
+        "-newdb",
+        new_database,
+        str(src_dir),
+    )
+    await _wait_readable(config, new_database)
+
+
+async def _wait_readable(config: InfluxDBConfig, database: str) -> None:
+    """Wait until every restored shard answers: influxd restore returns while InfluxDB is
+    still reopening them ("engine is closed", "shard is disabled")."""
+    queries = _Queries(config)
+    try:
+        async with asyncio.timeout(RESTORE_READY_TIMEOUT_S):
+            while True:
+                try:
+                    await queries.series("SELECT * FROM /.*/ LIMIT 1", database)
+                    return
+                except InfluxBackupError as exc:
+                    if not any(text in str(exc) for text in _REOPENING):
+                        raise
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise InfluxBackupError(
+            f"the restored database {database!r} did not open within {RESTORE_READY_TIMEOUT_S:g} s"
+        ) from None
+    finally:
+        await queries.close()

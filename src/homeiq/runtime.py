@@ -244,7 +244,12 @@ class Runtime:
         """Open the store, then start the writer and the source."""
         self.lock.acquire()  # one HomeIQ per data directory (and none while restoring)
         self.gc.start()
-        await self.sink.open()
+        try:
+            await self.sink.open()
+        except BaseException:
+            await self.gc.stop()
+            self.lock.release()
+            raise
         self.delivery.start()
         self.rollup_maintainer.start()
         self._writer_task = asyncio.create_task(self.writer.run(), name="writer")

@@ -441,3 +441,21 @@ async def test_an_s3_target_and_a_folder_together(
     await service.restore(result.name)
     assert stored_events(home.data_dir) == 300
     home.metadata = MetadataStore.in_dir(home.data_dir)
+
+
+async def test_a_second_homeiq_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    from homeiq.runtime import Runtime
+
+    settings = Settings(data_dir=tmp_path, sqlite_writer="thread", backfill=False)
+    first = Runtime(settings)
+    await first.start()
+    try:
+        second = Runtime(settings)
+        with pytest.raises(DataDirBusy, match=f"pid {os.getpid()}"):
+            await second.start()
+        await second.stop()
+    finally:
+        await first.stop()
+    again = Runtime(settings)  # released on stop
+    await again.start()
+    await again.stop()

@@ -7,20 +7,17 @@ short-lived loop for onboarding, so the fixture works with whatever loop a test 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
+from tests.support.components import missing
 from tests.support.homeassistant import HomeAssistantInstance, default_venv, venv_problem
 
 
-def _missing(reason: str) -> None:
-    """Skip locally, but fail under CI, which must run every test."""
-    message = f"{reason}; install it with: bash .ci/install-ha.sh"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and a real component is missing: {message}", pytrace=False)
-    pytest.skip(message)
+def _missing(reason: str) -> NoReturn:
+    missing(reason, "bash .ci/install-ha.sh")
 
 
 @pytest.fixture(scope="session")

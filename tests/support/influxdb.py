@@ -32,13 +32,14 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import pytest
 
 from homeiq.model import EventRecord
 from homeiq.settings import Settings
+from tests.support.components import missing
 
 BINARY_ENV_VAR = "HOMEIQ_INFLUXD"
 START_TIMEOUT_S = 20.0
@@ -269,12 +270,8 @@ def influx_settings(url: str, database: str, **overrides: Any) -> Settings:
     return Settings(store="influxdb", influxdb_url=url, influxdb_database=database, **overrides)
 
 
-def _missing(reason: str) -> None:
-    """Skip locally, but fail under CI, which must run every test."""
-    message = f"{reason}; install it with: bash .ci/install-influxdb.sh"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and a real component is missing: {message}", pytrace=False)
-    pytest.skip(message)
+def _missing(reason: str) -> NoReturn:
+    missing(reason, "bash .ci/install-influxdb.sh")
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib.util
-import os
 import socket
 import subprocess
 import sys
@@ -27,11 +26,13 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.support.components import missing
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -145,12 +146,8 @@ class MotoServer:
         }
 
 
-def _missing(reason: str) -> None:
-    """Skip locally, but fail under CI, which must run every test."""
-    message = f"{reason}; install it with: .venv/bin/pip install 'moto[server]'"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and a real component is missing: {message}", pytrace=False)
-    pytest.skip(message)
+def _missing(reason: str) -> NoReturn:
+    missing(reason, ".venv/bin/pip install 'moto[server]'")
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,15 @@ SUBCOMMAND_USAGES = {
     "keys revoke": "usage: homeiq keys revoke [-h] key_id",
     "rollups": "usage: homeiq rollups [-h] ACTION ...",
     "rollups rebuild": "usage: homeiq rollups rebuild [-h] --since SINCE [--entity ENTITY]",
+    "backup": "usage: homeiq backup [-h] ACTION ...",
+    "backup create": "usage: homeiq backup create [-h] [--target NAME]",
+    "backup list": "usage: homeiq backup list [-h]",
+    "backup verify": (
+        "usage: homeiq backup verify [-h] [--identity FILE] [--no-test-restore] archive"
+    ),
+    "backup restore": "usage: homeiq backup restore [-h] [--identity FILE] [--dry-run] [--stop]",
+    "backup prune": "usage: homeiq backup prune [-h] [--dry-run]",
+    "backup keygen": "usage: homeiq backup keygen [-h] output",
     "config": "usage: homeiq config [-h] ACTION ...",
     "config show": "usage: homeiq config show [-h]",
 }
@@ -126,11 +135,13 @@ def test_settings_markdown_names_the_file_variable_of_credentials_only() -> None
         "HOMEIQ_INFLUXDB_TOKEN",
         "HOMEIQ_INFLUXDB_USERNAME",
         "HOMEIQ_INFLUXDB_PASSWORD",
+        "HOMEIQ_BACKUP_PASSPHRASE",
     }
     for var in credentials:
         assert rows[var][0] == f"`{var}` or `{var}_FILE`"
     others = [cells[0] for var, cells in rows.items() if var not in credentials]
-    assert others and all("_FILE" not in cell for cell in others)
+    # No other setting offers a *_FILE alternative (HOMEIQ_BACKUP_IDENTITY_FILE is a path).
+    assert others and all(" or " not in cell for cell in others)
 
 
 def test_settings_markdown_types_and_defaults() -> None:

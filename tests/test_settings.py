@@ -323,7 +323,12 @@ def test_redacted_keeps_an_absent_token_absent() -> None:
 
 
 def test_secret_fields() -> None:
-    assert secret_fields() == ["ha_token", "influxdb_token", "influxdb_password"]
+    assert secret_fields() == [
+        "ha_token",
+        "influxdb_token",
+        "influxdb_password",
+        "backup_passphrase",
+    ]
 
 
 def test_every_field_has_a_description() -> None:
@@ -436,3 +441,36 @@ def test_rate_limits_take_a_sustained_rate_and_a_burst(monkeypatch: pytest.Monke
     settings = load_settings()
     assert settings.api_rate_limit_admin == "10/minute;2/second"
     assert settings.api_enabled is False
+
+
+def test_backup_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("a long passphrase\n")
+    monkeypatch.setenv("HOMEIQ_BACKUP_TARGETS", "file:///mnt/nas/homeiq, s3://bucket/prefix")
+    monkeypatch.setenv("HOMEIQ_BACKUP_PASSPHRASE_FILE", str(passphrase))
+    monkeypatch.setenv("HOMEIQ_BACKUP_SCHEDULE", "04:15")
+    monkeypatch.setenv("HOMEIQ_BACKUP_KEEP_DAILY", "3")
+    settings = load_settings()
+    assert settings.backup_targets == ["file:///mnt/nas/homeiq", "s3://bucket/prefix"]
+    assert settings.backup_passphrase is not None
+    assert settings.backup_passphrase.get_secret_value() == "a long passphrase"
+    assert (settings.backup_schedule, settings.backup_keep_daily) == ("04:15", 3)
+    assert "a long passphrase" not in orjson.dumps(redacted(settings)).decode()
+
+
+def test_recipients_and_a_passphrase_together_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOMEIQ_BACKUP_RECIPIENTS", "age1abc")
+    monkeypatch.setenv("HOMEIQ_BACKUP_PASSPHRASE", "secret")
+    with pytest.raises(ConfigError, match="HOMEIQ_BACKUP_RECIPIENTS"):
+        load_settings()
+
+
+def test_a_bad_backup_target_stops_startup_naming_the_setting(tmp_path: Path) -> None:
+    from homeiq.runtime import Runtime
+
+    with pytest.raises(ConfigError, match="HOMEIQ_BACKUP_TARGETS"):
+        Runtime(Settings(data_dir=tmp_path, backup_targets=["ftp://nas/backups"]))

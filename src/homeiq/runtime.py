@@ -132,6 +132,8 @@ class Runtime:
             raise ConfigError(
                 "HOMEIQ_DATA_DIR", f"cannot create {settings.data_dir}: {exc.strerror}"
             ) from exc
+        # Checked before any store opens: a bad target fails startup, naming the setting.
+        backup_targets = BackupService.targets_of(settings)
         self.metadata = MetadataStore.in_dir(settings.data_dir)
         # Enrich with the last known registry until Home Assistant answers.
         self.registry = Registry(self.metadata.load_registry())
@@ -180,7 +182,11 @@ class Runtime:
         # Home Assistant is told of alerts once a source is configured (connect_to).
         self.alerts = Alerts(self.metrics, webhook_url=settings.alert_webhook_url)
         self.backups = BackupService(
-            settings, metadata=self.metadata, metrics=self.metrics, alerts=self.alerts
+            settings,
+            metadata=self.metadata,
+            metrics=self.metrics,
+            alerts=self.alerts,
+            targets=backup_targets,
         )
         self.backup_scheduler = BackupScheduler(self.backups)
         self._backup_task: asyncio.Task[None] | None = None

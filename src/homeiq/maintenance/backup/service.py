@@ -188,6 +188,13 @@ class BackupService:
 
     # -- configuration -------------------------------------------------------------------
 
+    @staticmethod
+    def targets_of(settings: Settings) -> list[Target]:
+        """The configured targets (default: the backups folder of the data directory);
+        ConfigError naming HOMEIQ_BACKUP_TARGETS for a bad one."""
+        default = [(settings.data_dir / BACKUPS_DIR).resolve().as_uri()]
+        return parse_targets(settings.backup_targets or default)
+
     @property
     def configured(self) -> bool:
         """True when archives can be encrypted (recipients or a passphrase are set)."""

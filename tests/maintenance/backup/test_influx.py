@@ -31,16 +31,20 @@ from homeiq.maintenance.backup import influx
 from homeiq.maintenance.backup.influx import (
     InfluxBackupError,
     InfluxExport,
-    LinePoint,
     export_database,
+    import_lineprotocol,
+)
+from homeiq.maintenance.backup.influx_lineprotocol import (
+    LinePoint,
     format_line,
     format_value,
-    import_lineprotocol,
+    parse_line,
+    read_export,
+)
+from homeiq.maintenance.backup.influx_native import (
     native_available,
     native_backup,
     native_restore,
-    parse_line,
-    read_export,
 )
 from homeiq.model import EventRecord, Source
 from homeiq.sinks.influxdb import InfluxDBConfig, InfluxDBSink

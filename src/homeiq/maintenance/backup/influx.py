@@ -1,4 +1,4 @@
-"""InfluxDB in backups: a portable line-protocol export, and ``influxd backup`` where it runs.
+"""InfluxDB in backups: a portable line-protocol export, and its import into any InfluxDB.
 
 The portable export (:func:`export_database`) reads every measurement of the configured
 database (and retention policy) with InfluxQL, oldest chunk of time first, and writes
@@ -20,8 +20,9 @@ measurement or field key that starts with a tab or holds a NUL (1.x drops the on
 InfluxQL cannot name the other). One known loss: InfluxDB's JSON writes the float -0.0
 as ``-0``, so it is exported as 0.0.
 
-The native option runs ``influxd backup -portable`` / ``influxd restore -portable``
-against influxd's RPC service (``bind-address`` in influxdb.conf, not the HTTP port).
+The line protocol itself (formatting, parsing, checking a file) is in
+:mod:`.influx_lineprotocol`; InfluxDB's own ``influxd backup -portable`` in
+:mod:`.influx_native`.
 """
 
 from __future__ import annotations
@@ -30,12 +31,8 @@ import asyncio
 import contextlib
 import gzip
 import logging
-import math
 import os
-import re
-import shutil
-import zlib
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +41,15 @@ import aiohttp
 import orjson
 
 from homeiq.errors import ConfigError, PermanentError, SinkUnavailable
-from homeiq.sinks.influxdb.lineprotocol import escape_string_field
+from homeiq.maintenance.backup.influx_lineprotocol import (
+    FIELD_TYPES,
+    FORMATTERS,
+    MIN_NS,
+    escape_field_key,
+    escape_measurement_name,
+    escape_tag,
+    read_points,
+)
 from homeiq.sinks.influxdb.sink import (
     GZIP_LEVEL,
     HTTPClient,
@@ -58,18 +63,6 @@ log = logging.getLogger(__name__)
 DAY_NS = 86_400 * 10**9
 PAGE_POINTS = 10_000  # rows per streamed piece of a query answer (InfluxDB's chunk_size)
 EXPORT_GZIP_LEVEL = 6  # backups are kept for long: size matters more than a little CPU
-READ_BLOCK_BYTES = 1 << 20
-DEFAULT_RPC_ADDRESS = "127.0.0.1:8088"  # influxd's own default bind-address
-RPC_CONNECT_TIMEOUT_S = 5.0
-INFLUXD = "influxd"
-ERROR_TAIL_CHARS = 2000
-RESTORE_READY_TIMEOUT_S = 60.0
-FIELD_TYPES = ("float", "integer", "unsigned", "string", "boolean")
-
-_REOPENING = ("engine is closed", "shard is disabled")  # influxd still opening restored shards
-
-_MIN_NS, _MAX_NS = -(2**63) + 2, 2**63 - 2  # InfluxDB's time range
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 class InfluxBackupError(PermanentError):
@@ -134,285 +127,6 @@ class InfluxExport:
             first,
             last,
         )
-
-
-# -- line protocol, as the export writes it ---------------------------------------------------
-
-FieldValue = float | int | str | bool
-
-
-@dataclass(frozen=True, slots=True)
-class LinePoint:
-    """One point of an export line: its fields as name → (type, value)."""
-
-    measurement: str
-    tags: dict[str, str]
-    fields: dict[str, tuple[str, FieldValue]]
-    time_ns: int
-
-
-_ESCAPE_MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
-_ESCAPE_KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
-# InfluxDB 1.x scans a name either by backslash pairs or by "is the previous byte a
-# backslash" (measurements), and unescapes by search-and-replace: a backslash before a
-# delimiter or at the end reads back differently between the two, so it is refused.
-_UNWRITABLE = re.compile(r'[\n\r]|\\(?=[,= "]|\Z)')
-
-
-def _escape(text: str, what: str, table: dict[int, str], *, queried: bool = False) -> str:
-    if not text:
-        raise ValueError(f"{what} is empty")
-    if _UNWRITABLE.search(text):
-        raise ValueError(
-            f"{what} {text!r} has a newline, or a backslash before a delimiter or at its end,"
-            " which line protocol cannot carry"
-        )
-    # Names that go into queries: 1.x skips a tab (or NUL) where a line's measurement or
-    # fields begin, and InfluxQL cannot quote a NUL.
-    if queried and (text.startswith("\t") or "\x00" in text):
-        raise ValueError(f"{what} {text!r} starts with a tab or holds a NUL")
-    return text.translate(table)
-
-
-def escape_tag(text: str, what: str = "a tag key or value") -> str:
-    """A tag key or value for a line; ValueError if it cannot be written."""
-    return _escape(text, what, _ESCAPE_KEY)
-
-
-def escape_field_key(key: str) -> str:
-    """A field key for a line; ValueError if it cannot be written."""
-    return _escape(key, "the field key", _ESCAPE_KEY, queried=True)
-
-
-def escape_measurement_name(name: str) -> str:
-    """A measurement name for a line; ValueError if it cannot be written."""
-    if name.startswith("#"):
-        raise ValueError(f"the measurement {name!r} starts with '#' (a comment line)")
-    return _escape(name, "the measurement name", _ESCAPE_MEASUREMENT, queried=True)
-
-
-def _float(value: Any) -> str:
-    # 21.0 arrives as the int 21; repr gives the shortest text that parses back exactly.
-    if type(value) is not float and type(value) is not int:
-        raise ValueError(f"{value!r} is not a float")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{value!r} has no line-protocol form")
-    return repr(number)
-
-
-def _integer(value: Any) -> str:
-    if type(value) is not int or not _INT64[0] <= value <= _INT64[1]:
-        raise ValueError(f"{value!r} is not a 64-bit integer")
-    return f"{value}i"
-
-
-def _unsigned(value: Any) -> str:
-    if type(value) is not int or not 0 <= value < 2**64:
-        raise ValueError(f"{value!r} is not a 64-bit unsigned integer")
-    return f"{value}u"
-
-
-def _string(value: Any) -> str:
-    if type(value) is not str:
-        raise ValueError(f"{value!r} is not a string")
-    return f'"{escape_string_field(value)}"'
-
-
-def _boolean(value: Any) -> str:
-    if type(value) is not bool:
-        raise ValueError(f"{value!r} is not a boolean")
-    return "true" if value else "false"
-
-
-_FORMATTERS: dict[str, Callable[[Any], str]] = {
-    "float": _float,
-    "integer": _integer,
-    "unsigned": _unsigned,
-    "string": _string,
-    "boolean": _boolean,
-}
-
-
-def format_value(field_type: str, value: Any) -> str:
-    """A field value as line protocol; ValueError if it is not of ``field_type``."""
-    try:
-        return _FORMATTERS[field_type](value)
-    except KeyError:
-        raise ValueError(f"unknown field type {field_type!r}") from None
-
-
-def format_line(point: LinePoint) -> str:
-    """One export line, with its newline: tags sorted, fields in the order given."""
-    if not point.fields:
-        raise ValueError("a point needs at least one field")
-    if not _MIN_NS <= point.time_ns <= _MAX_NS:
-        raise ValueError(f"time {point.time_ns} is outside InfluxDB's range")
-    head = escape_measurement_name(point.measurement) + "".join(
-        f",{escape_tag(k, 'the tag key')}={escape_tag(v, 'the tag value')}"
-        for k, v in sorted(point.tags.items())
-    )
-    fields = ",".join(
-        f"{escape_field_key(k)}={format_value(t, v)}" for k, (t, v) in point.fields.items()
-    )
-    return f"{head} {fields} {point.time_ns}\n"
-
-
-def _name(excluded: str) -> str:
-    # Plain characters and backslash pairs, unrolled and possessive: nothing to backtrack
-    # into, which makes checking a file several times faster.
-    plain = rf"[^\\\n{excluded}]"
-    return rf"(?:{plain}|\\[^\n]){plain}*+(?:\\[^\n]{plain}*+)*+"
-
-
-_MEASUREMENT = "(?!#)" + _name(", ")
-_KEY = _name(",= ")
-_STRING_BODY = r'[^"\\]*+(?:\\["\\][^"\\]*+)*+'  # only \\ and \" are escapes
-_STRING = f'"{_STRING_BODY}"'
-_FLOAT = r"-?\d+(?:\.\d+(?:e[+-]\d+)?|e[+-]\d+)"  # what repr(float) writes
-_VALUE = rf"{_STRING}|true|false|-?\d+i|\d+u|{_FLOAT}"
-# The fast check of a whole line: integers short enough to be in range without
-# converting them; anything longer is checked by parse_line.
-_VALUE_SHORT = rf"{_STRING}|true|false|-?\d{{1,18}}i|\d{{1,19}}u|{_FLOAT}"
-_LINE_SHORT = re.compile(
-    rf"(?P<m>{_MEASUREMENT})(?:,{_KEY}={_KEY})*+ {_KEY}=(?:{_VALUE_SHORT})"
-    rf"(?:,{_KEY}=(?:{_VALUE_SHORT}))*+ (?P<t>-?\d{{1,19}})"
-)
-# A line that stops inside a string field: the string goes on after a newline.
-_OPEN_STRING = re.compile(
-    rf'{_MEASUREMENT}(?:,{_KEY}={_KEY})*+ (?:{_KEY}=(?:{_VALUE}),)*{_KEY}="{_STRING_BODY}'
-)
-_HEAD = re.compile(rf"(?P<m>{_MEASUREMENT})(?P<tags>(?:,{_KEY}={_KEY})*+) ")
-_TAG = re.compile(rf",({_KEY})=({_KEY})")
-_FIELD = re.compile(
-    rf"(?P<key>{_KEY})=(?:(?P<string>{_STRING})|(?P<boolean>true|false)|(?P<integer>-?\d+)i"
-    rf"|(?P<unsigned>\d+)u|(?P<float>{_FLOAT}))(?=[, ]|\Z)"
-)
-_TIME = re.compile(r" (-?\d+)")
-_STRING_ESCAPE = re.compile(r'\\(["\\])')
-
-
-def _unescape(token: str) -> str:
-    if "\\" not in token:
-        return token
-    return token.replace("\\,", ",").replace("\\=", "=").replace("\\ ", " ")
-
-
-def _field_value(match: re.Match[str]) -> tuple[str, FieldValue]:
-    if (text := match["string"]) is not None:
-        return "string", _STRING_ESCAPE.sub(r"\1", text[1:-1])
-    if (text := match["boolean"]) is not None:
-        return "boolean", text == "true"
-    if (text := match["integer"]) is not None:
-        if not _INT64[0] <= int(text) <= _INT64[1]:
-            raise ValueError(f"the integer {text} is out of range")
-        return "integer", int(text)
-    if (text := match["unsigned"]) is not None:
-        if int(text) >= 2**64:
-            raise ValueError(f"the unsigned integer {text} is out of range")
-        return "unsigned", int(text)
-    number = float(match["float"])
-    if not math.isfinite(number):
-        raise ValueError(f"the float {match['float']} is out of range")
-    return "float", number
-
-
-def parse_line(line: str) -> LinePoint:
-    """One export line (without its newline) as a point; ValueError saying what is wrong."""
-    head = _HEAD.match(line)
-    if head is None:
-        raise ValueError("no measurement and tags followed by a space")
-    tags: dict[str, str] = {}
-    for key, value in _TAG.findall(head["tags"]):
-        if _unescape(key) in tags:
-            raise ValueError(f"the tag {_unescape(key)!r} appears twice")
-        tags[_unescape(key)] = _unescape(value)
-    fields: dict[str, tuple[str, FieldValue]] = {}
-    pos = head.end()
-    while True:
-        field = _FIELD.match(line, pos)
-        if field is None:
-            raise ValueError(f"column {pos + 1}: expected a field, key=value")
-        key = _unescape(field["key"])
-        if key in fields:
-            raise ValueError(f"column {pos + 1}: the field {key!r} appears twice")
-        fields[key] = _field_value(field)
-        pos = field.end()
-        if not line.startswith(",", pos):
-            break
-        pos += 1
-    time = _TIME.fullmatch(line, pos)
-    if time is None:
-        raise ValueError(f"column {pos + 1}: expected a space and the time in nanoseconds")
-    if not _MIN_NS <= int(time[1]) <= _MAX_NS:
-        raise ValueError(f"the time {time[1]} is outside InfluxDB's range")
-    return LinePoint(_unescape(head["m"]), tags, fields, int(time[1]))
-
-
-def _physical_lines(stream: gzip.GzipFile, source: Path) -> Iterator[tuple[bytes, bool]]:
-    """The stream's lines without their newline, each with whether a newline ended it."""
-    rest = b""
-    while True:
-        try:
-            block = stream.read(READ_BLOCK_BYTES)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise ValueError(f"{source}: the gzip stream is truncated or corrupt: {exc}") from exc
-        if not block:
-            break
-        lines = (rest + block).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            yield line, True
-    if rest:
-        yield rest, False
-
-
-def _points(stream: gzip.GzipFile, source: Path) -> Iterator[tuple[int, bytes, str]]:
-    """Every point of an export: its first line number, its bytes and its measurement."""
-    names: dict[str, str] = {}
-    pending: list[bytes] = []
-    start = 0
-    for number, (raw, ended) in enumerate(_physical_lines(stream, source), 1):
-        if not pending:
-            start = number
-        pending.append(raw)
-        data = b"\n".join(pending) if len(pending) > 1 else raw
-        try:
-            text = data.decode()
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{source}: line {start}: not UTF-8 ({exc.reason})") from None
-        match = _LINE_SHORT.fullmatch(text)
-        if match is not None and _MIN_NS <= int(match["t"]) <= _MAX_NS:
-            name = names.get(match["m"])
-            if name is None:
-                if len(names) >= 10_000:
-                    names.clear()
-                name = names[match["m"]] = _unescape(match["m"])
-        else:  # rare: an error, an integer of 19 digits or more, a string with a newline
-            try:
-                name = parse_line(text).measurement
-            except ValueError as exc:
-                if ended and _OPEN_STRING.fullmatch(text):
-                    continue
-                raise ValueError(f"{source}: line {start}: {exc}: {text[:100]!r}") from None
-        if not ended:
-            raise ValueError(f"{source}: line {start}: no newline at the end: truncated?")
-        pending.clear()
-        yield start, data + b"\n", name
-    if pending:
-        raise ValueError(f"{source}: line {start}: a string field is not closed at the end")
-
-
-def read_export(source: Path) -> dict[str, int]:
-    """Check every line of an export without writing it; points per measurement.
-
-    ValueError naming the line and what is wrong with it, or the corrupt gzip stream.
-    """
-    counts: dict[str, int] = {}
-    with gzip.open(source, "rb") as stream:
-        for _, _, measurement in _points(stream, source):
-            counts[measurement] = counts.get(measurement, 0) + 1
-    return counts
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -565,7 +279,7 @@ def _series_lines(series: dict[str, Any], measurement: str, types: Mapping[str, 
     unknown = [c for c in columns[1:] if c not in types]
     if unknown:
         raise ValueError(f"InfluxDB answered with fields SHOW FIELD KEYS did not list: {unknown}")
-    fields = [(escape_field_key(c) + "=", _FORMATTERS[types[c]]) for c in columns[1:]]
+    fields = [(escape_field_key(c) + "=", FORMATTERS[types[c]]) for c in columns[1:]]
     lines = []
     for row in series.get("values") or []:
         time = row[0]
@@ -666,7 +380,7 @@ async def export_database(
             while start <= newest:
                 end = start + chunk_ns
                 upper = f"time < {end}" if end <= newest else f"time <= {newest}"
-                q = f"{select} WHERE time >= {max(start, _MIN_NS)} AND {upper} GROUP BY *"
+                q = f"{select} WHERE time >= {max(start, MIN_NS)} AND {upper} GROUP BY *"
                 written = 0
                 async with contextlib.aclosing(queries.stream(q, db)) as pieces:
                     async for piece in pieces:
@@ -718,7 +432,7 @@ class _Batches:
         self.counts: dict[str, int] = {}
         self.points = 0
         self._stream = gzip.GzipFile(source, "rb")  # closed by close()
-        self._points = _points(self._stream, source)
+        self._points = read_points(self._stream, source)
         self._held: tuple[int, bytes, str] | None = None
 
     def next(self) -> tuple[bytes, int, int] | None:
@@ -841,7 +555,7 @@ async def import_lineprotocol(
     return batches.counts
 
 
-# -- native: influxd backup / restore --------------------------------------------------------
+# -- database checks -------------------------------------------------------------------------
 
 
 async def holds_points(config: InfluxDBConfig, database: str) -> bool:
@@ -869,11 +583,6 @@ async def drop_database(config: InfluxDBConfig, database: str) -> None:
         await queries.close()
 
 
-def native_available() -> bool:
-    """Whether ``influxd`` is installed here (for :func:`native_backup`/:func:`native_restore`)."""
-    return shutil.which(INFLUXD) is not None
-
-
 async def _database_exists(config: InfluxDBConfig, name: str) -> bool:
     if config.api != "v1":
         raise ConfigError("HOMEIQ_INFLUXDB_API", "the native backup needs InfluxDB 1.x (v1)")
@@ -883,122 +592,3 @@ async def _database_exists(config: InfluxDBConfig, name: str) -> bool:
     finally:
         await queries.close()
     return any([name] in (s.get("values") or []) for s in databases)
-
-
-async def _check_rpc(rpc_address: str) -> None:
-    """SinkUnavailable unless something listens at the RPC address (influxd would retry
-    for minutes)."""
-    host, _, port = rpc_address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"rpc_address must be host:port, not {rpc_address!r}")
-    try:
-        async with asyncio.timeout(RPC_CONNECT_TIMEOUT_S):
-            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
-    except (OSError, TimeoutError) as exc:
-        why = str(exc) or f"no connection within {RPC_CONNECT_TIMEOUT_S:g} s"
-        raise SinkUnavailable(
-            f"influxd's backup service at {rpc_address} does not answer ({why}); it listens"
-            " on bind-address in influxdb.conf (default 127.0.0.1:8088)"
-        ) from exc
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-
-
-async def _influxd(*args: str) -> None:
-    binary = shutil.which(INFLUXD)
-    if binary is None:
-        raise InfluxBackupError("influxd is not installed here; use the portable export")
-    proc = await asyncio.create_subprocess_exec(
-        binary,
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await proc.communicate()
-    except BaseException:  # cancelled: leave no influxd behind
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-    if proc.returncode != 0:
-        text = (stderr or stdout).decode("utf-8", "replace").strip()[-ERROR_TAIL_CHARS:]
-        raise InfluxBackupError(f"influxd {args[0]} failed (exit {proc.returncode}): {text}")
-
-
-def _empty_directory(path: Path) -> None:
-    # influxd adds its files next to any already there; a restore would then mix backups.
-    path.mkdir(parents=True, exist_ok=True)
-    if any(path.iterdir()):
-        raise InfluxBackupError(
-            f"{path} is not empty; a native backup needs a directory of its own"
-        )
-
-
-async def native_backup(
-    config: InfluxDBConfig, dest_dir: Path, *, rpc_address: str = DEFAULT_RPC_ADDRESS
-) -> None:
-    """``influxd backup -portable`` of the configured database (every retention policy)
-    into ``dest_dir``, which must be empty or new."""
-    if not await _database_exists(config, config.database):
-        # influxd itself only says "backup failed: EOF".
-        raise InfluxBackupError(f"InfluxDB at {config.url} has no database {config.database!r}")
-    await _check_rpc(rpc_address)
-    await asyncio.to_thread(_empty_directory, dest_dir)
-    await _influxd(
-        "backup", "-portable", "-host", rpc_address, "-db", config.database, str(dest_dir)
-    )
-
-
-async def native_restore(
-    config: InfluxDBConfig,
-    src_dir: Path,
-    *,
-    database: str,
-    new_database: str,
-    rpc_address: str = DEFAULT_RPC_ADDRESS,
-) -> None:
-    """``influxd restore -portable``: ``database`` of the backup in ``src_dir`` as the new
-    database ``new_database``, which must not exist."""
-    if await _database_exists(config, new_database):
-        raise InfluxBackupError(
-            f"InfluxDB at {config.url} already has a database {new_database!r};"
-            " a native restore needs a new name"
-        )
-    await _check_rpc(rpc_address)
-    await _influxd(
-        "restore",
-        "-portable",
-        "-host",
-        rpc_address,
-        "-db",
-        database,
-        "-newdb",
-        new_database,
-        str(src_dir),
-    )
-    await _wait_readable(config, new_database)
-
-
-async def _wait_readable(config: InfluxDBConfig, database: str) -> None:
-    """Wait until every restored shard answers: influxd restore returns while InfluxDB is
-    still reopening them ("engine is closed", "shard is disabled")."""
-    queries = _Queries(config)
-    try:
-        async with asyncio.timeout(RESTORE_READY_TIMEOUT_S):
-            while True:
-                try:
-                    await queries.series("SELECT * FROM /.*/ LIMIT 1", database)
-                    return
-                except InfluxBackupError as exc:
-                    if not any(text in str(exc) for text in _REOPENING):
-                        raise
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise InfluxBackupError(
-            f"the restored database {database!r} did not open within {RESTORE_READY_TIMEOUT_S:g} s"
-        ) from None
-    finally:
-        await queries.close()

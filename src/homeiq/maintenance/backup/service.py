@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import shutil
@@ -26,6 +25,7 @@ from typing import Any
 from homeiq.errors import ConfigError, HomeIQError
 from homeiq.lockfile import DataDirBusy, DataDirLock, holder
 from homeiq.maintenance.alerts import Alerts
+from homeiq.maintenance.backup import influx, influx_native
 from homeiq.maintenance.backup.archive import (
     MANIFEST,
     SQLITE_DATABASES,
@@ -46,6 +46,7 @@ from homeiq.maintenance.backup.archive import (
     write_manifest_file,
 )
 from homeiq.maintenance.backup.crypto import Decryption, DecryptionFailed, Encryption
+from homeiq.maintenance.backup.influx_lineprotocol import read_export
 from homeiq.maintenance.backup.retention import to_prune
 from homeiq.maintenance.backup.targets import (
     BackupTargetError,
@@ -63,11 +64,6 @@ from homeiq.sinks.influxdb import InfluxDBConfig
 from homeiq.sinks.sqlite.store import EVENTS_DB
 
 log = logging.getLogger(__name__)
-
-
-def _influx() -> Any:
-    """The InfluxDB export module, imported when an InfluxDB store is involved."""
-    return importlib.import_module("homeiq.maintenance.backup.influx")
 
 
 BACKUPS_DIR = "backups"  # the default target, inside the data directory
@@ -313,7 +309,7 @@ class BackupService:
             def exported(points: int) -> None:
                 progress("export InfluxDB", points, None)
 
-            export = await _influx().export_database(config, dest, progress=exported)
+            export = await influx.export_database(config, dest, progress=exported)
             members.append(
                 await self._member(content, dest, "influxdb-lineprotocol", export.to_json())
             )
@@ -329,7 +325,7 @@ class BackupService:
             if self.settings.backup_influxdb_native:
                 native = content / "influxdb" / "native"
                 native.mkdir()
-                await _influx().native_backup(
+                await influx_native.native_backup(
                     config, native, rpc_address=self.settings.backup_influxdb_rpc
                 )
                 for path in sorted(walk_files(native)):
@@ -520,7 +516,7 @@ class BackupService:
             elif member.kind == "influxdb-lineprotocol":
                 progress(f"check {member.path}", 0, None)
                 try:
-                    counts = await asyncio.to_thread(_influx().read_export, path)
+                    counts = await asyncio.to_thread(read_export, path)
                 except ValueError as exc:
                     report.problems.append(f"{member.path}: {exc}")
                     continue
@@ -571,7 +567,7 @@ class BackupService:
                 continue
             scratch_db = f"{config.database}_verify_{int(time.time())}"
             try:
-                written = await _influx().import_lineprotocol(
+                written = await influx.import_lineprotocol(
                     config, staging / "content" / member.path, database=scratch_db
                 )
                 expected = member.info.get("measurements")
@@ -587,7 +583,7 @@ class BackupService:
             except Exception as exc:
                 report.problems.append(f"test restore into InfluxDB ({scratch_db}): {exc}")
             finally:
-                await _influx().drop_database(config, scratch_db)
+                await influx.drop_database(config, scratch_db)
 
     async def _record_verify(self, started: int, report: VerifyReport) -> None:
         finished = time.time_ns() // 1000
@@ -685,17 +681,17 @@ class BackupService:
         self, config: InfluxDBConfig, database: str, export: Path, aside: Path, progress: Progress
     ) -> None:
         """Write the export into ``database``; points already there are exported aside first."""
-        if await _influx().holds_points(config, database):
+        if await influx.holds_points(config, database):
             kept = aside / f"influxdb-{database}.lp.gz"
             progress(f"keep InfluxDB {database} aside", 0, None)
             target = InfluxDBConfig(**{**_config_fields(config), "database": database})
-            await _influx().export_database(target, kept)
+            await influx.export_database(target, kept)
             log.info("the points of InfluxDB database %s were exported to %s", database, kept)
 
         def written(points: int) -> None:
             progress(f"restore InfluxDB {database}", points, None)
 
-        await _influx().import_lineprotocol(config, export, database=database, progress=written)
+        await influx.import_lineprotocol(config, export, database=database, progress=written)
 
 
 def _new_folder(parent: Path, name: str) -> Path:

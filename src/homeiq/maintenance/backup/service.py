@@ -251,13 +251,14 @@ class BackupService:
                     manifest = await self._collect(staging / "content", created, progress)
                     packed = staging / "archive.tar.gz"
                     await asyncio.to_thread(pack, staging / "content", packed, progress)
-                    shutil.rmtree(staging / "content")  # the disk space, before encrypting
+                    # The disk space back before encrypting (in a thread: gigabytes).
+                    await asyncio.to_thread(shutil.rmtree, staging / "content")
                     sealed = staging / name
                     progress("encrypt", 0, None)
                     await asyncio.to_thread(encryption.encrypt_file, packed, sealed)
-                    packed.unlink()
+                    await asyncio.to_thread(packed.unlink)
                     digest = await asyncio.to_thread(sha256_of, sealed)
-                    size = sealed.stat().st_size
+                    size = (await asyncio.to_thread(sealed.stat)).st_size
                 except Exception as exc:
                     await self._record_failure(
                         started, name, chosen, f"{type(exc).__name__}: {exc}"
@@ -274,7 +275,7 @@ class BackupService:
                         copies.append(Copy(target.label, False, f"{type(exc).__name__}: {exc}"))
                     progress(f"copy to {target.label}", size, size)
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                await _remove(staging)
             seconds = time.perf_counter() - clock
             result = BackupResult(name, manifest, size, digest, seconds, copies)
             await self._record_created(started, result)
@@ -369,7 +370,7 @@ class BackupService:
                 "create", started, finished, copy.ok, result.name, copy.target,
                 result.bytes, copy.detail or f"{result.bytes} bytes, sha256 {result.sha256}",
             )  # fmt: skip
-            self._record(run)
+            await self._record(run)
             if self.metrics is not None:
                 m = self.metrics
                 m.backup_runs.labels(copy.target, "ok" if copy.ok else "failed").inc()
@@ -392,7 +393,7 @@ class BackupService:
     ) -> None:
         finished = time.time_ns() // 1000
         for target in targets:
-            self._record(
+            await self._record(
                 BackupRun("create", started, finished, False, name, target.label, None, detail)
             )
             if self.metrics is not None:
@@ -400,10 +401,10 @@ class BackupService:
         if self.alerts is not None:
             await self.alerts.raise_alert(FAILED_ALERT, f"backup {name} failed: {detail}")
 
-    def _record(self, run: BackupRun) -> None:
+    async def _record(self, run: BackupRun) -> None:
         if self.metadata is not None:
             try:
-                self.metadata.add_backup_run(run)
+                await asyncio.to_thread(self.metadata.add_backup_run, run)
             except Exception:  # the outcome is logged anyway; never hide the backup's own
                 log.exception("could not record a backup run in metadata.db")
 
@@ -477,7 +478,7 @@ class BackupService:
                 if test_restore and not report.problems:
                     await self._test_restore(manifest, staging, report, progress)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            await _remove(staging)
         await self._record_verify(started, report)
         return report
 
@@ -490,7 +491,7 @@ class BackupService:
         progress("decrypt", 0, None)
         await asyncio.to_thread(decryption.decrypt_file, sealed, packed)
         manifest = await asyncio.to_thread(unpack, packed, staging / "content", progress)
-        packed.unlink()
+        await asyncio.to_thread(packed.unlink)
         return manifest
 
     async def _check_content(
@@ -588,7 +589,7 @@ class BackupService:
     async def _record_verify(self, started: int, report: VerifyReport) -> None:
         finished = time.time_ns() // 1000
         detail = "; ".join(report.problems) if report.problems else "; ".join(report.checked)
-        self._record(
+        await self._record(
             BackupRun(
                 "verify",
                 started,
@@ -675,7 +676,7 @@ class BackupService:
             return RestoreReport(archive, manifest, False, plan, aside)
         finally:
             lock.release()
-            shutil.rmtree(staging, ignore_errors=True)
+            await _remove(staging)
 
     async def _restore_influx(
         self, config: InfluxDBConfig, database: str, export: Path, aside: Path, progress: Progress
@@ -692,6 +693,11 @@ class BackupService:
             progress(f"restore InfluxDB {database}", points, None)
 
         await influx.import_lineprotocol(config, export, database=database, progress=written)
+
+
+async def _remove(staging: Path) -> None:
+    """Remove a staging folder (gigabytes: not on the event loop's thread)."""
+    await asyncio.to_thread(shutil.rmtree, staging, ignore_errors=True)
 
 
 def _new_folder(parent: Path, name: str) -> Path:

@@ -676,10 +676,23 @@ def refresh_rollups(
     print(f"{kind}: rebuilding rollups made by an older format", file=sys.stderr)
     for name in ("rollups.db", "rollups.db-wal", "rollups.db-shm"):
         (data_dir / name).unlink(missing_ok=True)
+    manifest = {**manifest, **timed_rollups(kind, data_dir, args, manifest["start"], influx)}
+    _write_manifest(path, manifest)
+    return manifest
+
+
+def timed_rollups(
+    kind: str,
+    data_dir: Path,
+    args: argparse.Namespace,
+    start: int,
+    influx: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """Build the rollups (:func:`build_rollups`); the manifest's fields about them."""
+    print(f"{kind}: building the rollups", file=sys.stderr)
     started = time.perf_counter()
-    rollups = build_rollups(data_dir, args, manifest["start"], influx)
-    manifest = {
-        **manifest,
+    rollups = build_rollups(data_dir, args, start, influx)
+    return {
         "rollup_s": time.perf_counter() - started,
         "rollup_cpu_s": rollups["cpu_s"],
         "rollup_buckets": rollups["buckets"],
@@ -687,8 +700,6 @@ def refresh_rollups(
         "rollups_db_mb": (data_dir / "rollups.db").stat().st_size / 1e6,
         "rollups_format": ROLLUPS_FORMAT,
     }
-    _write_manifest(path, manifest)
-    return manifest
 
 
 def _rollup_rows(data_dir: Path) -> dict[str, int]:
@@ -784,21 +795,12 @@ def prepare_sqlite(args: argparse.Namespace, home: Home) -> Loaded:
     metadata = MetadataStore.in_dir(path)
     metadata.replace_registry(home.snapshot)
     metadata.close()
-    print("sqlite: building the rollups", file=sys.stderr)
-    started = time.perf_counter()
-    rollups = build_rollups(path, args, dataset.start)
-    rollup_s = time.perf_counter() - started
     manifest = {
         **params,
         **_describe(home, dataset),
         "load_s": load_s,
-        "rollup_s": rollup_s,
-        "rollup_cpu_s": rollups["cpu_s"],
-        "rollup_buckets": rollups["buckets"],
-        "rollup_rows": _rollup_rows(path),
+        **timed_rollups("sqlite", path, args, dataset.start),
         "events_db_mb": (path / "events.db").stat().st_size / 1e6,
-        "rollups_db_mb": (path / "rollups.db").stat().st_size / 1e6,
-        "rollups_format": ROLLUPS_FORMAT,
         "loaded_at": iso(end),
         "complete": True,
     }
@@ -853,21 +855,12 @@ def prepare_influx(args: argparse.Namespace, home: Home) -> Loaded:
     metadata = MetadataStore.in_dir(data_dir)
     metadata.replace_registry(home.snapshot)
     metadata.close()
-    print("influxdb: building the rollups", file=sys.stderr)
-    started = time.perf_counter()
-    rollups = build_rollups(data_dir, args, dataset.start, (url, database))
-    rollup_s = time.perf_counter() - started
     manifest = {
         **params,
         **_describe(home, dataset),
         "load_s": load_s,
-        "rollup_s": rollup_s,
-        "rollup_cpu_s": rollups["cpu_s"],
-        "rollup_buckets": rollups["buckets"],
-        "rollup_rows": _rollup_rows(data_dir),
-        "rollups_db_mb": (data_dir / "rollups.db").stat().st_size / 1e6,
+        **timed_rollups("influxdb", data_dir, args, dataset.start, (url, database)),
         "influx_mb": _dir_mb(path / "influxd") if server is not None else None,
-        "rollups_format": ROLLUPS_FORMAT,
         "loaded_at": iso(end),
         "complete": True,
     }

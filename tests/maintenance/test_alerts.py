@@ -13,6 +13,7 @@ from aiohttp import web
 
 from homeiq.maintenance.alerts import Alerts
 from homeiq.observability.metrics import Metrics
+from tests.support.http import loopback_server
 
 
 class Receiver:
@@ -32,16 +33,9 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", found.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    found.url = f"http://127.0.0.1:{port}"
-    yield found
-    await runner.cleanup()
+    async with loopback_server(found.handle) as url:
+        found.url = url
+        yield found
 
 
 async def test_an_alert_is_logged_counted_and_sent_once_until_cleared(

@@ -48,6 +48,7 @@ from homeiq.maintenance.backup.influx_native import (
 )
 from homeiq.model import EventRecord, Source
 from homeiq.sinks.influxdb import InfluxDBConfig, InfluxDBSink
+from tests.support.http import loopback_server
 from tests.support.influxdb import T0, InfluxDBServer, event, influx_settings
 
 real = pytest.mark.influxdb
@@ -612,15 +613,10 @@ class StandIn:
 @pytest.fixture
 async def standin() -> AsyncIterator[StandIn]:
     server = StandIn()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, access_log=None, auto_decompress=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield server
-    await runner.cleanup()
+    # auto_decompress off: the test looks at the body as it travelled.
+    async with loopback_server(server.handle, auto_decompress=False) as url:
+        server.url = url
+        yield server
 
 
 async def test_v2_requests(standin: StandIn, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from homeiq.errors import ConfigError, SinkRejected, SinkUnavailable
 from homeiq.model import Source
 from homeiq.settings import Settings
 from homeiq.sinks.influxdb import InfluxDBConfig, InfluxDBReader, InfluxDBSink, LineEncoder
+from tests.support.http import loopback_server
 from tests.support.influxdb import T0, InfluxDBServer, S, event, influx_settings
 
 real = pytest.mark.influxdb
@@ -290,16 +291,10 @@ class StandIn:
 @pytest.fixture
 async def standin() -> AsyncIterator[StandIn]:
     server = StandIn()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
     # auto_decompress off: the test looks at the body as it travelled.
-    runner = web.AppRunner(app, access_log=None, auto_decompress=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield server
-    await runner.cleanup()
+    async with loopback_server(server.handle, auto_decompress=False) as url:
+        server.url = url
+        yield server
 
 
 def v2(url: str, **kw: Any) -> InfluxDBSink:

@@ -11,9 +11,8 @@ import os
 import re
 import socket
 import stat
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from homeiq.pipeline.normalize import format_time_us, parse_time_us
 from homeiq.runtime import Runtime
 from homeiq.settings import ENV_PREFIX
 from homeiq.sinks.sqlite import EVENTS_DB, SQLiteEventStore
+from tests.support.loopthread import LoopThread
 
 TOKEN = "cli-test-token-0123456789abcdef"
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -663,58 +663,37 @@ def test_demo_holds_the_home_still_until_subscribed(
 # -- run against the simulator, end to end -----------------------------------------------
 
 
-class SimThread:
+class SimThread(LoopThread):
     """A Simulator on its own thread and event loop, as a separate Home Assistant."""
 
+    name = "test-simulator"
+    timeout_s = 5.0
+
     def __init__(self, configure: Callable[[Simulator], None] | None = None, **kwargs: Any):
+        super().__init__()
         self._kwargs = kwargs
         self._configure = configure
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
         self.sim: Simulator | None = None
-        self._thread = threading.Thread(target=self._main, name="test-simulator")
 
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported by start()/stop()
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def serve(self, ready: Callable[[], None], stopped: Awaitable[bool]) -> None:
         sim = Simulator(**self._kwargs)
         if self._configure is not None:
             self._configure(sim)
         await sim.start()
         try:
             self.sim = sim
-            self._ready.set()
-            await self._stop.wait()
+            ready()
+            await stopped
         finally:
             await sim.stop()
 
     def __enter__(self) -> Simulator:
-        self._thread.start()
-        assert self._ready.wait(5), "simulator did not start"
-        if self._error is not None:
-            raise self._error
+        self.start()
         assert self.sim is not None
         return self.sim
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(5)
-        assert not self._thread.is_alive(), "simulator thread did not stop"
-        if self._error is not None:
-            raise self._error
 
 
 def test_run_captures_the_simulator_until_stopped(

@@ -5,9 +5,7 @@ included) must match its documented status, content type and schema."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +20,23 @@ from homeiq.model import DeadLetter
 from homeiq.pipeline.writer import payload_bytes
 from homeiq.runtime import Runtime
 from tests.api.conftest import SNAPSHOT, api_settings
+from tests.support.loopthread import LoopThread
 
 MAX_EXAMPLES = 20  # per operation: the whole run stays well under a minute
 
 
-class ServedApi:
+class ServedApi(LoopThread):
     """A started Runtime and its API on a loopback port, in a thread with its own loop."""
 
+    name = "test-served-api"
+
     def __init__(self, data_dir: Path) -> None:
+        super().__init__()
         self.data_dir = data_dir
         self.url = ""
         self.headers: dict[str, str] = {}
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="test-served-api")
 
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported by start()/stop()
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def serve(self, ready: Callable[[], None], stopped: Awaitable[bool]) -> None:
         runtime = Runtime(api_settings(self.data_dir))
         runtime.metadata.replace_registry(SNAPSHOT)
         runtime.registry.update(SNAPSHOT)
@@ -65,25 +53,11 @@ class ServedApi:
         try:
             await server.start()
             self.url = server.url
-            self._ready.set()
-            await self._stop.wait()
+            ready()
+            await stopped
         finally:
             await server.stop()
             await runtime.stop()
-
-    def start(self) -> None:
-        self._thread.start()
-        assert self._ready.wait(20), "the API did not start"
-        if self._error is not None:
-            raise self._error
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(20)
-        assert not self._thread.is_alive(), "the API thread did not stop"
-        if self._error is not None:
-            raise self._error
 
 
 @pytest.fixture(scope="module")

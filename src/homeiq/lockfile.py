@@ -14,18 +14,9 @@ import fcntl
 import os
 from pathlib import Path
 
-from homeiq.errors import PermanentError
+from homeiq.errors import DataDirBusy
 
 LOCK_FILE = "homeiq.lock"
-
-
-class DataDirBusy(PermanentError):
-    """Another HomeIQ process holds the data directory."""
-
-    def __init__(self, data_dir: Path, pid: int | None) -> None:
-        who = f"HomeIQ (pid {pid})" if pid else "another HomeIQ process"
-        super().__init__(f"{who} is running against {data_dir}")
-        self.pid = pid
 
 
 class DataDirLock:

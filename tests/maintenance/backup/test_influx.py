@@ -26,10 +26,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from homeiq.errors import ConfigError, SinkRejected, SinkUnavailable
+from homeiq.errors import ConfigError, InfluxBackupError, SinkRejected, SinkUnavailable
 from homeiq.maintenance.backup import influx
 from homeiq.maintenance.backup.influx import (
-    InfluxBackupError,
     InfluxExport,
     export_database,
     import_lineprotocol,

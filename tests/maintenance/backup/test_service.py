@@ -25,15 +25,14 @@ import orjson
 import pytest
 
 from homeiq.api.auth import create_key
-from homeiq.lockfile import DataDirBusy, DataDirLock
+from homeiq.errors import BackupError, DataDirBusy, RestoreRefused
+from homeiq.lockfile import DataDirLock
 from homeiq.maintenance.alerts import Alerts
 from homeiq.maintenance.backup.archive import FORMAT
 from homeiq.maintenance.backup.crypto import age_cli, new_identity
 from homeiq.maintenance.backup.service import (
     FAILED_ALERT,
-    BackupError,
     BackupService,
-    RestoreRefused,
 )
 from homeiq.maintenance.backup.targets import FileTarget, archive_name
 from homeiq.maintenance.rollups import RollupStore

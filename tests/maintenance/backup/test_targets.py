@@ -16,10 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from homeiq.errors import ConfigError, TransientError
+from homeiq.errors import ArchiveMismatch, ConfigError, TargetUnavailable, TransientError
 from homeiq.maintenance.backup.targets import (
-    ArchiveMismatch,
-    BackupTargetError,
     FileTarget,
     S3Target,
     StoredArchive,
@@ -186,7 +184,7 @@ def test_file_target_fetch_refuses_an_archive_without_checksum(tmp_path: Path) -
 
 
 def test_file_target_fetch_of_a_missing_archive(tmp_path: Path) -> None:
-    with pytest.raises(BackupTargetError, match=f"no archive {NAME}"):
+    with pytest.raises(TargetUnavailable, match=f"no archive {NAME}"):
         FileTarget(tmp_path).fetch(NAME, tmp_path / "out")
 
 
@@ -195,7 +193,7 @@ def test_file_target_unwritable_directory_is_named(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     blocked = tmp_path / "a-file" / "homeiq"  # root ignores modes; a file in the way does not
     with pytest.raises(
-        BackupTargetError, match=re.escape(f"cannot create backup directory {blocked}")
+        TargetUnavailable, match=re.escape(f"cannot create backup directory {blocked}")
     ):
         FileTarget(blocked).put(source, sha256=sha)
 
@@ -207,16 +205,17 @@ def test_file_target_read_only_directory_is_named(tmp_path: Path) -> None:
     read_only.mkdir(mode=0o500)
     try:
         with pytest.raises(
-            BackupTargetError, match=re.escape(f"cannot write {NAME} in {read_only}")
+            TargetUnavailable, match=re.escape(f"cannot write {NAME} in {read_only}")
         ):
             FileTarget(read_only).put(source, sha256=sha)
     finally:
         read_only.chmod(0o700)
 
 
-def test_errors_are_transient() -> None:
-    assert issubclass(BackupTargetError, TransientError)
-    assert issubclass(ArchiveMismatch, BackupTargetError)
+def test_an_unreachable_target_is_transient_a_bad_copy_is_not() -> None:
+    # The delivery and the API treat the two branches differently (retry vs report).
+    assert issubclass(TargetUnavailable, TransientError)
+    assert not issubclass(ArchiveMismatch, TransientError)
 
 
 # -- S3 target (real S3 API: moto_server) ---------------------------------------------
@@ -365,12 +364,12 @@ def test_s3_target_missing_bucket_and_archive(
     source, sha = make_archive(tmp_path / "src")
     gone = S3Target("homeiq-no-such-bucket", "x", client=client)
     expected = f"bucket 'homeiq-no-such-bucket' does not exist at {s3_server.endpoint_url}"
-    with pytest.raises(BackupTargetError, match=re.escape(expected)) as raised:
+    with pytest.raises(TargetUnavailable, match=re.escape(expected)) as raised:
         gone.put(source, sha256=sha)
     assert str(raised.value).startswith("s3://homeiq-no-such-bucket/x: ")
-    with pytest.raises(BackupTargetError, match="does not exist"):
+    with pytest.raises(TargetUnavailable, match="does not exist"):
         gone.list()
-    with pytest.raises(BackupTargetError, match=f"no archive {NAME}"):
+    with pytest.raises(TargetUnavailable, match=f"no archive {NAME}"):
         S3Target(bucket, client=client).fetch(NAME, tmp_path)
     with pytest.raises(ValueError, match="not a HomeIQ archive name"):
         S3Target(bucket, client=client).fetch("../x", tmp_path)

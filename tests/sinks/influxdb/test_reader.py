@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from homeiq.errors import SinkUnavailable
+from homeiq.errors import QueryFailed, SinkUnavailable
 from homeiq.model import EventRecord, Source
 from homeiq.sinks.base import StoreSummary
-from homeiq.sinks.influxdb import InfluxDBQueryError, InfluxDBReader, InfluxDBSink
+from homeiq.sinks.influxdb import InfluxDBReader, InfluxDBSink
 from tests.support.influxdb import T0, InfluxDBServer, S, event, influx_settings
 
 pytestmark = pytest.mark.influxdb
@@ -210,9 +210,9 @@ async def test_a_missing_database_reads_as_empty(influxdb: InfluxDBServer) -> No
 
 async def test_an_influxql_error_is_a_clear_exception(store: Store) -> None:
     await store.write([event()])
-    with pytest.raises(InfluxDBQueryError, match="error parsing query"):
+    with pytest.raises(QueryFailed, match="error parsing query"):
         await store.reader.query("SELEC nothing")
-    with pytest.raises(InfluxDBQueryError, match="could not run a query"):
+    with pytest.raises(QueryFailed, match="could not run a query"):
         await store.reader.query(f'SELECT MEAN("state") FROM "{M}"')
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from homeiq.errors import ArchiveInvalid
 from homeiq.maintenance.rollups import ROLLUPS_DB
 from homeiq.metadata.migrations import MMAP_BYTES
 from homeiq.metadata.store import METADATA_DB
@@ -51,10 +52,6 @@ Progress = Callable[[str, int, int | None], None]
 
 def no_progress(step: str, done: int, total: int | None) -> None:
     """A :data:`Progress` that shows nothing."""
-
-
-class ArchiveInvalid(Exception):
-    """The archive is not what its manifest says (or has no valid manifest)."""
 
 
 @dataclass(slots=True)

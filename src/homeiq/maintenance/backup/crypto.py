@@ -23,13 +23,9 @@ import pyrage
 from pyrage import passphrase as age_passphrase
 from pyrage import x25519
 
-from homeiq.errors import ConfigError
+from homeiq.errors import ConfigError, DecryptionFailed
 
 _AGE_HEADER = b"age-encryption.org/v1\n"
-
-
-class DecryptionFailed(Exception):
-    """The archive cannot be decrypted: wrong key or passphrase, or damaged."""
 
 
 @dataclass(frozen=True, slots=True)

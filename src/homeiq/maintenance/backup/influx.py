@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from homeiq.errors import ConfigError, PermanentError, SinkUnavailable
+from homeiq.errors import ConfigError, InfluxBackupError, SinkUnavailable
 from homeiq.maintenance.backup.influx_lineprotocol import (
     FIELD_TYPES,
     FORMATTERS,
@@ -63,10 +63,6 @@ log = logging.getLogger(__name__)
 DAY_NS = 86_400 * 10**9
 PAGE_POINTS = 10_000  # rows per streamed piece of a query answer (InfluxDB's chunk_size)
 EXPORT_GZIP_LEVEL = 6  # backups are kept for long: size matters more than a little CPU
-
-
-class InfluxBackupError(PermanentError):
-    """InfluxDB or influxd refused part of a backup or restore; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

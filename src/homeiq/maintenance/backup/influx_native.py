@@ -11,8 +11,8 @@ import contextlib
 import shutil
 from pathlib import Path
 
-from homeiq.errors import SinkUnavailable
-from homeiq.maintenance.backup.influx import InfluxBackupError, _database_exists, _Queries
+from homeiq.errors import InfluxBackupError, SinkUnavailable
+from homeiq.maintenance.backup.influx import _database_exists, _Queries
 from homeiq.sinks.influxdb.sink import InfluxDBConfig
 
 DEFAULT_RPC_ADDRESS = "127.0.0.1:8088"  # influxd's own default bind-address

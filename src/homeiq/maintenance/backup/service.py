@@ -22,14 +22,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from homeiq.errors import ConfigError, HomeIQError
-from homeiq.lockfile import DataDirBusy, DataDirLock, holder
+from homeiq.errors import (
+    ArchiveInvalid,
+    ArchiveMismatch,
+    BackupError,
+    ConfigError,
+    DataDirBusy,
+    DecryptionFailed,
+    HomeIQError,
+    RestoreRefused,
+    TargetUnavailable,
+)
+from homeiq.lockfile import DataDirLock, holder
 from homeiq.maintenance.alerts import Alerts
 from homeiq.maintenance.backup import influx, influx_native
 from homeiq.maintenance.backup.archive import (
     MANIFEST,
     SQLITE_DATABASES,
-    ArchiveInvalid,
     Manifest,
     Member,
     Progress,
@@ -45,11 +54,10 @@ from homeiq.maintenance.backup.archive import (
     walk_files,
     write_manifest_file,
 )
-from homeiq.maintenance.backup.crypto import Decryption, DecryptionFailed, Encryption
+from homeiq.maintenance.backup.crypto import Decryption, Encryption
 from homeiq.maintenance.backup.influx_lineprotocol import read_export
 from homeiq.maintenance.backup.retention import to_prune
 from homeiq.maintenance.backup.targets import (
-    BackupTargetError,
     StoredArchive,
     Target,
     archive_name,
@@ -71,14 +79,6 @@ STOP_WAIT_S = 60.0
 FAILED_ALERT = "backup_failed"
 VERIFY_ALERT = "backup_verify_failed"
 OVERDUE_ALERT = "backup_overdue"
-
-
-class BackupError(HomeIQError):
-    """A backup operation could not be done; the message says why."""
-
-
-class RestoreRefused(BackupError):
-    """Restore will not replace live data (HomeIQ is running, or the archive is bad)."""
 
 
 @dataclass(slots=True)
@@ -644,7 +644,7 @@ class BackupService:
                 lock.acquire()  # nothing starts against the data while it is replaced
             try:
                 manifest = await self._open(archive, decryption, staging, progress)
-            except (BackupTargetError, ArchiveInvalid, DecryptionFailed) as exc:
+            except (TargetUnavailable, ArchiveMismatch, ArchiveInvalid, DecryptionFailed) as exc:
                 raise RestoreRefused(f"{exc}; nothing was restored") from None
             check = VerifyReport(archive, manifest, [])
             await self._check_content(manifest, staging / "content", check, progress)

@@ -11,9 +11,10 @@ after writing it and when reading it back::
     target.fetch(name, Path("/tmp/restore"))    # verified copy, or ArchiveMismatch
     target.delete(name)
 
-Errors: ``BackupTargetError`` (a ``TransientError``: the NAS may come back, the copy may
-succeed next time) and its subclass ``ArchiveMismatch`` when bytes do not match their
-checksum. boto3 and OS errors are converted here and never leak.
+Errors: ``TargetUnavailable`` (a ``TransientError``: the NAS may come back, the copy may
+succeed next time) and ``ArchiveMismatch`` (a ``BackupError``: the bytes do not match
+their checksum, and copying the same bytes again will not fix that). boto3 and OS
+errors are converted here and never leak.
 
 S3 endpoint, region and credentials come from boto3's own chain (AWS_ENDPOINT_URL,
 AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/config, instance roles...), never from HomeIQ.
@@ -41,7 +42,7 @@ import boto3
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
-from homeiq.errors import ConfigError, TransientError
+from homeiq.errors import ArchiveMismatch, ConfigError, TargetUnavailable
 
 if TYPE_CHECKING:
     from boto3.s3.transfer import TransferConfig
@@ -59,14 +60,6 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _SIDECAR_RE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
 # AWS's rules for new buckets; S3-compatible stores follow them too.
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
-class BackupTargetError(TransientError):
-    """A target could not store, list, fetch or delete an archive; the message names it."""
-
-
-class ArchiveMismatch(BackupTargetError):
-    """An archive's bytes do not match its recorded size or sha256 (a bad copy)."""
 
 
 def archive_name(created: datetime) -> str:
@@ -301,7 +294,7 @@ class FileTarget(Target):
         self.label = directory.as_uri()
 
     def _fail(self, doing: str, exc: OSError) -> NoReturn:
-        raise BackupTargetError(f"{self.label}: {doing}: {_describe(exc)}") from exc
+        raise TargetUnavailable(f"{self.label}: {doing}: {_describe(exc)}") from exc
 
     def put(self, path: Path, *, sha256: str) -> StoredArchive:
         """Copy to ``NAME.partial``, fsync, re-read and hash it, write the sidecar, then
@@ -426,10 +419,10 @@ class FileTarget(Target):
                 )
         except FileNotFoundError as exc:
             if exc.filename == str(self.directory / name):
-                raise BackupTargetError(f"{self.label}: no archive {name}") from exc
-            raise BackupTargetError(f"cannot write {exc.filename}: {_describe(exc)}") from exc
+                raise TargetUnavailable(f"{self.label}: no archive {name}") from exc
+            raise TargetUnavailable(f"cannot write {exc.filename}: {_describe(exc)}") from exc
         except OSError as exc:
-            raise BackupTargetError(f"fetching {name} from {self.label}: {_describe(exc)}") from exc
+            raise TargetUnavailable(f"fetching {name} from {self.label}: {_describe(exc)}") from exc
 
     def delete(self, name: str) -> None:
         """Remove the archive, then its sidecar (a stray sidecar is harmless)."""
@@ -483,7 +476,7 @@ class S3Target(Target):
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
-        """Convert boto3's errors into BackupTargetError naming the target."""
+        """Convert boto3's errors into TargetUnavailable naming the target."""
         try:
             yield
         except ClientError as exc:
@@ -495,9 +488,9 @@ class S3Target(Target):
                 message = f"{doing}: access denied ({code}); check the AWS credentials"
             else:
                 message = f"{doing}: {code}: {error.get('Message', exc)}"
-            raise BackupTargetError(f"{self.label}: {message}") from exc
+            raise TargetUnavailable(f"{self.label}: {message}") from exc
         except (BotoCoreError, Boto3Error) as exc:
-            raise BackupTargetError(f"{self.label}: {doing}: {exc}") from exc
+            raise TargetUnavailable(f"{self.label}: {doing}: {exc}") from exc
 
     def _no_bucket(self) -> str:
         return (
@@ -513,7 +506,7 @@ class S3Target(Target):
             except ClientError as exc:
                 # HEAD responses have no body: a missing bucket is a bare "404".
                 if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
-                    raise BackupTargetError(f"{self.label}: {self._no_bucket()}") from exc
+                    raise TargetUnavailable(f"{self.label}: {self._no_bucket()}") from exc
                 raise
 
     def put(self, path: Path, *, sha256: str) -> StoredArchive:
@@ -617,7 +610,7 @@ class S3Target(Target):
                 obj = self.client.get_object(Bucket=self.bucket, Key=self._key(name))
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                    raise BackupTargetError(f"{self.label}: no archive {name}") from exc
+                    raise TargetUnavailable(f"{self.label}: no archive {name}") from exc
                 raise
             body = obj["Body"]
             try:
@@ -633,7 +626,7 @@ class S3Target(Target):
                         chunks, dest, name=name, size=size, sha256=expected, source=self.label
                     )
                 except OSError as exc:
-                    raise BackupTargetError(f"{self.label}: fetching {name}: {exc}") from exc
+                    raise TargetUnavailable(f"{self.label}: fetching {name}: {exc}") from exc
             finally:
                 body.close()
 

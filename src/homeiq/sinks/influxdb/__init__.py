@@ -8,6 +8,7 @@ answers the queries of :class:`~homeiq.sinks.base.EventReader`; both are built f
 
 from __future__ import annotations
 
+from homeiq.errors import QueryFailed
 from homeiq.sinks.influxdb.lineprotocol import (
     LineEncoder,
     decode_tag_value,
@@ -17,15 +18,15 @@ from homeiq.sinks.influxdb.lineprotocol import (
     escape_tag_value,
 )
 from homeiq.sinks.influxdb.points import record_from_point
-from homeiq.sinks.influxdb.reader import InfluxDBQueryError, InfluxDBReader
+from homeiq.sinks.influxdb.reader import InfluxDBReader
 from homeiq.sinks.influxdb.sink import InfluxDBConfig, InfluxDBSink, quote_ident, quote_literal
 
 __all__ = [
     "InfluxDBConfig",
-    "InfluxDBQueryError",
     "InfluxDBReader",
     "InfluxDBSink",
     "LineEncoder",
+    "QueryFailed",
     "decode_tag_value",
     "encode_tag_value",
     "escape_measurement",

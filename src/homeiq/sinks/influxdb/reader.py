@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from homeiq.errors import PermanentError
+from homeiq.errors import QueryFailed
 from homeiq.model import EventRecord, Source
 from homeiq.settings import Settings
 from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
@@ -40,10 +40,6 @@ from homeiq.sinks.reading import NO_AREA
 
 PAGE_SIZE = 10_000
 KEY_QUERIES_IN_FLIGHT = 4
-
-
-class InfluxDBQueryError(PermanentError):
-    """InfluxDB could not run a query (InfluxQL error); the message is InfluxDB's."""
 
 
 class InfluxDBReader:
@@ -76,11 +72,9 @@ class InfluxDBReader:
             return [[] for _ in statements]
         for error in errors:
             if isinstance(error, str):
-                raise InfluxDBQueryError(f"InfluxDB could not run a query: {error}")
+                raise QueryFailed(f"InfluxDB could not run a query: {error}")
         if len(results) != len(statements):
-            raise InfluxDBQueryError(
-                f"InfluxDB answered {len(results)} of {len(statements)} statements"
-            )
+            raise QueryFailed(f"InfluxDB answered {len(results)} of {len(statements)} statements")
         return [points_of(r.get("series") or []) for r in results]
 
     async def _database_missing(self) -> bool:
@@ -95,16 +89,16 @@ class InfluxDBReader:
         )
         if status == 400:
             text = self.config.scrub(error_text(body))
-            raise InfluxDBQueryError(f"InfluxDB refused the query: {text}")
+            raise QueryFailed(f"InfluxDB refused the query: {text}")
         if status != 200:
             raise self.http.failure(status, body, "to a query")
         try:
             answer = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise InfluxDBQueryError(f"InfluxDB answered a query with non-JSON: {exc}") from exc
+            raise QueryFailed(f"InfluxDB answered a query with non-JSON: {exc}") from exc
         if not isinstance(answer, dict) or isinstance(answer.get("error"), str):
             error = answer.get("error") if isinstance(answer, dict) else answer
-            raise InfluxDBQueryError(f"InfluxDB could not run a query: {error}")
+            raise QueryFailed(f"InfluxDB could not run a query: {error}")
         results: list[dict[str, Any]] = answer.get("results") or []
         return results
 

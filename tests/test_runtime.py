@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -21,6 +20,7 @@ from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 from homeiq.sinks.sqlite import SQLiteEventStore
 from tests.support.influxdb import T0, InfluxDBServer, event, influx_settings
+from tests.support.wait import async_wait_until
 
 
 def closed_port_url() -> str:
@@ -29,13 +29,6 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -63,11 +56,11 @@ async def test_stopping_while_the_store_is_down_spools_everything_for_the_next_s
     runtime = Runtime(down)
     runtime.connect_to(sim.url, sim.token)
     await runtime.start()
-    await until(lambda: sim.state_subscribers == 1)
+    await async_wait_until(lambda: sim.state_subscribers == 1, timeout=20)
     sim.resume()
-    await until(lambda: runtime.stats().received >= 1000)
+    await async_wait_until(lambda: runtime.stats().received >= 1000, timeout=20)
     sim.pause()
-    await until(lambda: runtime.stats().received >= sim.emitted_count)
+    await async_wait_until(lambda: runtime.stats().received >= sim.emitted_count, timeout=20)
     await runtime.stop()  # SIGTERM's path: the queue and the batch in flight go somewhere
     sent = {(e.entity_id, e.time_us) for e in sim.emitted}
     spool = Spool.in_dir(tmp_path, max_bytes=down.spool_max_bytes)

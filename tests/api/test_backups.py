@@ -3,19 +3,11 @@ verification in the background, read the last results; and backups in /api/v1/he
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from homeiq.maintenance.backup.crypto import new_identity
 from tests.api.conftest import Api, ApiFactory, assert_error
-
-
-async def wait_idle(api: Api) -> None:
-    for _ in range(600):
-        if api.runtime.backups.busy is None:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the backup job did not finish")
+from tests.support.wait import async_wait_until
 
 
 async def configured(make_api: ApiFactory, tmp_path: Path) -> Api:
@@ -38,7 +30,11 @@ async def test_start_a_backup_list_it_verify_it_and_read_the_results(
 
     started = await api.client.post("/api/v1/admin/backups", headers=admin)
     assert started.status_code == 202 and started.json() == {"started": "create"}
-    await wait_idle(api)
+    await async_wait_until(
+        lambda: api.runtime.backups.busy is None,
+        timeout=30,
+        message="the backup job did not finish",
+    )
 
     listing = (await api.client.get("/api/v1/admin/backups", headers=admin)).json()
     assert [t["target"] for t in listing] == [target]
@@ -57,7 +53,11 @@ async def test_start_a_backup_list_it_verify_it_and_read_the_results(
     body = {"archive": archive["name"], "test_restore": True}
     started = await api.client.post("/api/v1/admin/backups/verify", json=body, headers=admin)
     assert started.status_code == 202 and started.json() == {"started": "verify"}
-    await wait_idle(api)
+    await async_wait_until(
+        lambda: api.runtime.backups.busy is None,
+        timeout=30,
+        message="the backup job did not finish",
+    )
     last = (await api.client.get("/api/v1/admin/backups/last", headers=admin)).json()
     assert last["last_verify"]["ok"] is True, last["last_verify"]["detail"]
     assert "test restore" in last["last_verify"]["detail"]
@@ -98,7 +98,11 @@ async def test_a_failed_backup_shows_in_health_as_an_alert(
     _, public = new_identity()
     api = await make_api(backup_recipients=[public], backup_targets=[blocked.as_uri()])
     await api.client.post("/api/v1/admin/backups", headers=api.keys.auth("admin"))
-    await wait_idle(api)
+    await async_wait_until(
+        lambda: api.runtime.backups.busy is None,
+        timeout=30,
+        message="the backup job did not finish",
+    )
     health = (await api.client.get("/api/v1/health", headers=api.keys.auth("read"))).json()
     assert health["backup"]["status"] == "degraded"
     assert health["status"] == "degraded"

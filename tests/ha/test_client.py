@@ -4,8 +4,7 @@ reconnects, a rejected token, malformed input, heartbeats, registry enrichment."
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,7 @@ from homeiq.pipeline.queue import EventQueue
 from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 from homeiq.sinks.sqlite import SQLiteEventStore
-
-
-async def _until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+from tests.support.wait import async_wait_until
 
 
 @pytest.fixture
@@ -73,7 +66,7 @@ async def test_events_are_stored_once_and_enriched_from_the_registry(
     runtime = _runtime(tmp_path, sim)
     await runtime.start()
     try:
-        await _until(lambda: runtime.stats().stored >= 300)
+        await async_wait_until(lambda: runtime.stats().stored >= 300)
     finally:
         await runtime.stop()
     records = _stored(tmp_path)
@@ -104,14 +97,14 @@ async def test_reconnects_after_dropped_connections(sim: Simulator, tmp_path: Pa
     await runtime.start()
     try:
         for _ in range(3):
-            await _until(lambda: runtime.stats().ha_connected)
+            await async_wait_until(lambda: runtime.stats().ha_connected)
             floor = runtime.stats().stored + 20
-            await _until(lambda: runtime.stats().stored > floor)  # noqa: B023
+            await async_wait_until(lambda: runtime.stats().stored > floor)  # noqa: B023
             assert sim.drop_connections() == 1
-            await _until(lambda: not runtime.stats().ha_connected, 5)
-        await _until(lambda: runtime.stats().ha_connected)
+            await async_wait_until(lambda: not runtime.stats().ha_connected, timeout=5)
+        await async_wait_until(lambda: runtime.stats().ha_connected)
         before = runtime.stats().stored
-        await _until(lambda: runtime.stats().stored > before + 20)
+        await async_wait_until(lambda: runtime.stats().stored > before + 20)
     finally:
         await runtime.stop()
     assert sim.stats.connections_total >= 4
@@ -140,14 +133,14 @@ async def test_malformed_messages_are_dead_lettered_and_valid_ones_stored(
     runtime = _runtime(tmp_path, sim)
     await runtime.start()
     try:
-        await _until(lambda: runtime.stats().stored >= 20)
+        await async_wait_until(lambda: runtime.stats().stored >= 20)
         client = runtime.client
         assert client is not None and client._state_subscription is not None
         frames = malformed_frames(client._state_subscription)
         assert sim.inject_raw(frames) == 1
         stored_before = runtime.stats().stored
-        await _until(lambda: runtime.stats().rejected >= len(frames) - 2)
-        await _until(lambda: runtime.stats().stored > stored_before + 20)
+        await async_wait_until(lambda: runtime.stats().rejected >= len(frames) - 2)
+        await async_wait_until(lambda: runtime.stats().stored > stored_before + 20)
         assert runtime.stats().ha_connected
     finally:
         await runtime.stop()
@@ -179,20 +172,20 @@ async def test_a_moved_entity_is_enriched_with_its_new_area(sim: Simulator, tmp_
     runtime = _runtime(tmp_path, sim)
     await runtime.start()
     try:
-        await _until(lambda: runtime.sync.syncs >= 1)
+        await async_wait_until(lambda: runtime.sync.syncs >= 1)
         entity = next(
             e for e in sim.home.entities if e.device_id and e.entity_id.startswith("sensor.")
         )
         target = next(a.area_id for a in sim.home.areas if a.area_id != entity.area_id)
         syncs = runtime.sync.syncs
         sim.move_entity(entity.entity_id, target)
-        await _until(lambda: runtime.sync.syncs > syncs)
+        await async_wait_until(lambda: runtime.sync.syncs > syncs)
         assert runtime.registry.placement_of(entity.entity_id).area_id == target
         sim.set_state(entity.entity_id, "12.5")
-        await _until(
+        await async_wait_until(
             lambda: any(
                 r.entity_id == entity.entity_id and r.state == "12.5" for r in _stored(tmp_path)
-            )
+            ),
         )
     finally:
         await runtime.stop()
@@ -253,7 +246,7 @@ async def test_a_silent_server_is_detected_by_the_heartbeat() -> None:
     )
     task = asyncio.create_task(client.run())
     try:
-        await _until(lambda: connections >= 2, 5)
+        await async_wait_until(lambda: connections >= 2, timeout=5)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -265,7 +258,7 @@ async def test_a_silent_server_is_detected_by_the_heartbeat() -> None:
 async def test_shutdown_writes_everything_received(sim: Simulator, tmp_path: Path) -> None:
     runtime = _runtime(tmp_path, sim, batch_max_events=100_000, batch_max_age_s=30)
     await runtime.start()
-    await _until(lambda: sim.stats.delivered >= 50)
+    await async_wait_until(lambda: sim.stats.delivered >= 50)
     await asyncio.sleep(0.2)  # let them arrive: they sit in the writer's unfinished batch
     await runtime.stop()  # the batch is far from full and young: stop must flush it
     stats = runtime.stats()

@@ -17,6 +17,7 @@ from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 from homeiq.sinks.sqlite import SQLiteEventStore
 from tests.support.replay import TOKEN, ReplayServer, recorded_state_changes
+from tests.support.wait import async_wait_until
 
 
 def _us(stamp: str) -> int:
@@ -44,12 +45,17 @@ async def _ingest(tmp_path: Path) -> tuple[list[EventRecord], Runtime, ReplaySer
     try:
         await asyncio.wait_for(server.done.wait(), 10)
         expected = len(_recorded_state_changes())
-        for _ in range(200):
-            stored_all = runtime.stats().received >= expected and runtime.queue.empty()
-            # The recorded registry events trigger a (debounced) re-sync: let it happen.
-            if stored_all and runtime.sync.syncs >= 2:
-                break
-            await asyncio.sleep(0.05)
+        # The recorded registry events trigger a (debounced) re-sync: let it happen.
+        await async_wait_until(
+            lambda: (
+                runtime.stats().received >= expected
+                and runtime.queue.empty()
+                and runtime.sync.syncs >= 2
+            ),
+            message=lambda: (
+                f"not all received and re-synced: {runtime.stats()}, {runtime.sync.syncs} syncs"
+            ),
+        )
     finally:
         await runtime.stop()
         await server.stop()

@@ -6,7 +6,6 @@ stored once: what HomeIQ missed live came back through backfill from HA's histor
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -20,18 +19,11 @@ from homeiq.sinks.influxdb import InfluxDBReader
 from homeiq.sinks.sqlite import SQLiteEventStore
 from tests.support.influxdb import InfluxDBServer, influx_settings
 from tests.support.process import HomeIQProcess
+from tests.support.wait import async_wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 Keys = set[tuple[str, int]]
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    """Wait for ``condition`` (checked every 50 ms); fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -86,13 +78,19 @@ class InfluxView:
 async def wait_stored(
     rows: Callable[[], Awaitable[tuple[Keys, int, dict[str, int]]]], expected: Keys
 ) -> None:
-    deadline = time.monotonic() + 60
-    while True:
+    keys: Keys = set()
+
+    async def complete() -> bool:
+        nonlocal keys
         keys, _, _ = await rows()
-        if expected <= keys:
-            return
-        assert time.monotonic() < deadline, f"{len(expected - keys)} events never stored"
-        await asyncio.sleep(0.5)
+        return expected <= keys
+
+    await async_wait_until(
+        complete,
+        timeout=60,
+        interval=0.5,
+        message=lambda: f"{len(expected - keys)} events never stored",
+    )
 
 
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("influxdb", marks=pytest.mark.influxdb)])
@@ -113,16 +111,17 @@ async def test_kill_9_mid_stream_then_restart_stores_every_event_once(
         view = InfluxView(server, influx_settings(server.url, database))
     homeiq = HomeIQProcess(sim.url, sim.token, data_dir, **env)
     try:
-        await until(lambda: sim.state_subscribers == 1)
+        await async_wait_until(lambda: sim.state_subscribers == 1, timeout=30)
         sim.resume()
-        await until(lambda: sim.emitted_count >= 600)
+        await async_wait_until(lambda: sim.emitted_count >= 600, timeout=30)
         keys, _, _ = await view.rows()
         homeiq.kill()  # kill -9: the queue and the batch in flight die with it
         killed_at = sim.emitted_count
-        await until(lambda: sim.emitted_count >= killed_at + 300)  # HA goes on recording
+        # HA goes on recording.
+        await async_wait_until(lambda: sim.emitted_count >= killed_at + 300, timeout=30)
         homeiq.start()
-        await until(lambda: sim.state_subscribers == 1)
-        await until(lambda: sim.emitted_count >= killed_at + 900)
+        await async_wait_until(lambda: sim.state_subscribers == 1, timeout=30)
+        await async_wait_until(lambda: sim.emitted_count >= killed_at + 900, timeout=30)
         sim.pause()
         expected = emitted(sim)
         await wait_stored(view.rows, expected)
@@ -150,24 +149,24 @@ async def test_dropped_connections_and_a_restarted_home_assistant_lose_nothing(
     runtime.connect_to(sim.url, sim.token)
     await runtime.start()
     try:
-        await until(lambda: sim.state_subscribers == 1)
+        await async_wait_until(lambda: sim.state_subscribers == 1, timeout=30)
         sim.resume()
         for _ in range(4):  # dropped without a close frame, mid-stream
-            await until(lambda: sim.state_subscribers == 1)
+            await async_wait_until(lambda: sim.state_subscribers == 1, timeout=30)
             target = sim.emitted_count + 150
-            await until(lambda t=target: sim.emitted_count >= t)  # type: ignore[misc]
+            await async_wait_until(lambda t=target: sim.emitted_count >= t, timeout=30)  # type: ignore[misc]
             assert sim.drop_connections() == 1
         # Home Assistant restarts: down (nothing listens), then up on the same port with
         # its recorder's history intact.
-        await until(lambda: sim.state_subscribers == 1)
+        await async_wait_until(lambda: sim.state_subscribers == 1, timeout=30)
         port = URL(sim.url).port
         await sim.stop()
         await asyncio.sleep(1.0)
         sim.port = port if port is not None else 0
         await sim.start()
-        await until(lambda: sim.state_subscribers == 1, 15)
+        await async_wait_until(lambda: sim.state_subscribers == 1, timeout=15)
         mark = sim.emitted_count
-        await until(lambda: sim.emitted_count >= mark + 300)
+        await async_wait_until(lambda: sim.emitted_count >= mark + 300, timeout=30)
         sim.pause()
         expected = emitted(sim)
         view = SQLiteView(tmp_path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +21,12 @@ from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 from homeiq.sinks.influxdb import InfluxDBReader
 from tests.support.influxdb import InfluxDBServer, influxd_binary
+from tests.support.wait import async_wait_until
 
 pytestmark = [pytest.mark.influxdb, pytest.mark.slow, pytest.mark.timeout(240)]
 
 DATABASE = "homeiq_faults"
 MEASUREMENT = "home_assistant_events"
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    """Wait for ``condition`` (checked every 50 ms); fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -97,7 +90,7 @@ async def stored_keys(settings: Settings) -> set[tuple[str, int]]:
 async def start_streaming(runtime: Runtime, sim: Simulator) -> None:
     await runtime.start()
     assert runtime.client is not None
-    await until(runtime.client.connected.is_set, 10)
+    await async_wait_until(runtime.client.connected.is_set, timeout=10)
     sim.resume()
 
 
@@ -107,14 +100,17 @@ async def finish(runtime: Runtime, sim: Simulator, settings: Settings) -> set[tu
     expected = emitted_keys(sim)
     last: set[tuple[str, int]] = set()
 
-    def complete() -> bool:
+    async def complete() -> bool:
+        nonlocal last
+        last = await stored_keys(settings)
         return expected <= last
 
-    deadline = time.monotonic() + 60
-    while not complete():
-        assert time.monotonic() < deadline, f"{len(expected - last)} events never stored"
-        await asyncio.sleep(0.5)
-        last = await stored_keys(settings)
+    await async_wait_until(
+        complete,
+        timeout=60,
+        interval=0.5,
+        message=lambda: f"{len(expected - last)} events never stored",
+    )
     await runtime.stop()
     return expected
 
@@ -126,13 +122,14 @@ async def test_influxdb_down_for_30_seconds_loses_nothing(
     runtime = Runtime(settings)
     runtime.connect_to(sim.url, sim.token)
     await start_streaming(runtime, sim)
-    await until(lambda: runtime.stats().stored >= 500)
+    await async_wait_until(lambda: runtime.stats().stored >= 500, timeout=60)
 
     await asyncio.to_thread(influx.stop)
     down_at = time.monotonic()
-    await until(lambda: runtime.spool.events > 0)
-    await until(
-        lambda: runtime.metrics.value("homeiq_sink_breaker_state", {"sink": "influxdb"}) == 1
+    await async_wait_until(lambda: runtime.spool.events > 0, timeout=60)
+    await async_wait_until(
+        lambda: runtime.metrics.value("homeiq_sink_breaker_state", {"sink": "influxdb"}) == 1,
+        timeout=60,
     )
     # Outage of at least 30 s (the issue's figure: HA's own InfluxDB integration gives up
     # on a batch after about that long).
@@ -142,7 +139,7 @@ async def test_influxdb_down_for_30_seconds_loses_nothing(
     assert runtime.stats().rejected == 0
 
     await asyncio.to_thread(influx.start)
-    await until(lambda: runtime.spool.empty, 60)
+    await async_wait_until(lambda: runtime.spool.empty, timeout=60)
     expected = await finish(runtime, sim, settings)
 
     assert await stored_keys(settings) == expected
@@ -162,7 +159,9 @@ async def test_full_spool_applies_its_policy_alerts_and_backfill_refills_the_gap
     await start_streaming(runtime, sim)
 
     dropped = "homeiq_spool_dropped_events_total"
-    await until(lambda: runtime.metrics.value(dropped, {"policy": "drop_newest"}) >= 500)
+    await async_wait_until(
+        lambda: runtime.metrics.value(dropped, {"policy": "drop_newest"}) >= 500, timeout=60
+    )
     # The policy applied: the spool stays within its bound, the drop is counted, logged
     # as an error and recorded as a data-quality event and a gap to backfill.
     assert runtime.spool.bytes <= 40_000
@@ -174,7 +173,7 @@ async def test_full_spool_applies_its_policy_alerts_and_backfill_refills_the_gap
     assert runtime.metadata.gaps()
     # ... and the process keeps running: still connected, still receiving.
     received = runtime.stats().received
-    await until(lambda: runtime.stats().received > received + 250)
+    await async_wait_until(lambda: runtime.stats().received > received + 250, timeout=60)
     assert runtime.client is not None and runtime.client.connected.is_set()
     assert runtime._writer_task is not None and not runtime._writer_task.done()
 

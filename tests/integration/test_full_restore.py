@@ -26,17 +26,10 @@ from homeiq.pipeline.normalize import format_time_us
 from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 from tests.support.influxdb import InfluxDBServer
+from tests.support.wait import async_wait_until
 
 EVENTS = 600
 GENEROUS = "1000000/second"
-
-
-async def until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
 
 
 async def answers(runtime: Runtime, admin_key: str, stored: int) -> dict[str, Any]:
@@ -94,11 +87,12 @@ async def full_restore(settings: Settings, wipe_store: Callable[[], Awaitable[No
         await runtime.start()
         try:
             # Events emitted before HomeIQ subscribed went to nobody: wait for the rest.
-            await until(
+            await async_wait_until(
                 lambda: (
                     len(sim.emitted) >= EVENTS
                     and runtime.stats().stored == sim.stats.delivered > EVENTS // 2
-                )
+                ),
+                timeout=30,
             )
             stored = runtime.stats().stored
         finally:

@@ -4,8 +4,6 @@ stopped are fetched from HA's history API on the next start, stored once, marked
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from homeiq.pipeline.normalize import parse_time_us
 from homeiq.sinks.sqlite import SQLiteEventStore
 from tests.support.homeassistant import HomeAssistantInstance
 from tests.support.process import HomeIQProcess
+from tests.support.wait import async_wait_until
 
 pytestmark = [pytest.mark.homeassistant, pytest.mark.timeout(240)]
 
@@ -41,10 +40,12 @@ def _stored(data_dir: Path) -> dict[tuple[str, int], EventRecord]:
 
 
 async def _wait_stored(data_dir: Path, expected: set[tuple[str, int]]) -> None:
-    deadline = time.monotonic() + 60
-    while not expected <= set(_stored(data_dir)):
-        assert time.monotonic() < deadline, f"missing: {sorted(expected - set(_stored(data_dir)))}"
-        await asyncio.sleep(0.3)
+    await async_wait_until(
+        lambda: expected <= set(_stored(data_dir)),
+        timeout=60,
+        interval=0.3,
+        message=lambda: f"missing: {sorted(expected - set(_stored(data_dir)))}",
+    )
 
 
 async def test_changes_made_while_homeiq_was_stopped_are_backfilled(

@@ -16,6 +16,7 @@ from homeiq.pipeline.normalize import parse_time_us
 from homeiq.sinks.sqlite import SQLiteEventStore
 from tests.support.homeassistant import HAWebSocket, HomeAssistantInstance
 from tests.support.process import HomeIQProcess
+from tests.support.wait import async_wait_until
 
 pytestmark = pytest.mark.homeassistant
 
@@ -85,12 +86,22 @@ async def _pick_devices(ha: HomeAssistantInstance) -> list[dict[str, Any]]:
 
 
 async def _wait_stored(data_dir: Path, entity_ids: set[str], keys: set[Any]) -> list[Any]:
-    deadline = time.monotonic() + 30
-    while True:
+    stored: list[Any] = []
+
+    def complete() -> bool:
+        nonlocal stored
         stored = _stored(data_dir, entity_ids) if (data_dir / "events.db").exists() else []
-        if keys <= {(r.entity_id, r.time) for r in stored} or time.monotonic() > deadline:
-            return stored
-        await asyncio.sleep(0.2)
+        return keys <= {(r.entity_id, r.time) for r in stored}
+
+    await async_wait_until(
+        complete,
+        timeout=30,
+        interval=0.2,
+        message=lambda: (
+            f"{len(keys - {(r.entity_id, r.time) for r in stored})} changes never stored"
+        ),
+    )
+    return stored
 
 
 async def _move(ha: HomeAssistantInstance, kind: str, item_id: str, area_id: str | None) -> None:
@@ -101,17 +112,20 @@ async def _move(ha: HomeAssistantInstance, kind: str, item_id: str, area_id: str
 
 
 async def _wait_registry(data_dir: Path, entity_id: str, area_id: str) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    def moved() -> bool:
         meta = MetadataStore.in_dir(data_dir, readonly=True)
         try:
             snapshot = meta.load_registry()
         finally:
             meta.close()
-        if any(e.entity_id == entity_id and e.area_id == area_id for e in snapshot.entities):
-            return
-        await asyncio.sleep(0.2)
-    pytest.fail(f"homeiq's registry never saw {entity_id} move to {area_id}")
+        return any(e.entity_id == entity_id and e.area_id == area_id for e in snapshot.entities)
+
+    await async_wait_until(
+        moved,
+        timeout=15,
+        interval=0.2,
+        message=f"homeiq's registry never saw {entity_id} move to {area_id}",
+    )
 
 
 async def test_homeiq_run_stores_every_change_once_with_context_and_placement(

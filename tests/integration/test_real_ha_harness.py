@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from tests.support.homeassistant import HomeAssistantError, HomeAssistantInstance
+from tests.support.wait import async_wait_until
 
 pytestmark = pytest.mark.homeassistant
 
@@ -120,14 +121,18 @@ async def test_history_returns_recorded_rows(real_ha: HomeAssistantInstance) -> 
     start = datetime.now(UTC) - timedelta(seconds=1)
     for value in ("1", "2", "3"):
         await real_ha.set_state(entity_id, value)
-    deadline = time.monotonic() + 15
     rows: list[dict[str, object]] = []
-    while time.monotonic() < deadline:  # the recorder commits every second
+
+    async def recorded() -> bool:
+        nonlocal rows
         result = await real_ha.history([entity_id], start)
         rows = result[0] if result else []
-        if len(rows) >= 3:
-            break
-        await asyncio.sleep(0.5)
+        return len(rows) >= 3
+
+    # The recorder commits every second.
+    await async_wait_until(
+        recorded, timeout=15, interval=0.5, message=lambda: f"HA recorded only {rows}"
+    )
     assert [row["state"] for row in rows][-3:] == ["1", "2", "3"]
     minimal = await real_ha.history(
         [entity_id], start, datetime.now(UTC), minimal_response=True, no_attributes=True

@@ -37,6 +37,7 @@ from homeiq.metadata.store import MetadataStore
 from homeiq.runtime import Runtime
 from homeiq.settings import ENV_PREFIX, load_settings
 from homeiq.sinks.sqlite import SQLiteEventStore
+from tests.support.wait import async_wait_until
 
 SEED = 20240303
 BAD_MESSAGES = 10_000  # at least this many bad messages
@@ -549,16 +550,6 @@ UNHASHABLE_IDS = "unhashable_ids"
 DEEP_NESTING = "deep_nesting"
 
 
-async def _until(
-    check: Callable[[], bool], watch: asyncio.Task[None], what: str, timeout_s: float = WAIT_S
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        _alive(watch)
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 def _alive(watch: asyncio.Task[None]) -> None:
     """Fail at once when a pipeline task (client or writer) has stopped."""
     if watch.done():
@@ -613,7 +604,11 @@ async def test_bad_messages_mixed_into_a_valid_stream(
         await runtime.start()
         watch = asyncio.create_task(runtime.wait())
         try:
-            await _until(lambda: runtime.stats().ha_connected, watch, "the connection")
+            await async_wait_until(
+                lambda: _alive(watch) or runtime.stats().ha_connected,
+                timeout=WAIT_S,
+                message="the connection",
+            )
             client = runtime.client
             assert client is not None and client._state_subscription is not None
             assert len(sim.emitted) == 0
@@ -651,14 +646,17 @@ async def test_bad_messages_mixed_into_a_valid_stream(
             expected = emitted | set(extra_keys)
 
             metrics = runtime.metrics
-            await _until(
+            await async_wait_until(
                 lambda: (
-                    metrics.value("homeiq_events_stored_total") >= len(expected)
-                    and metrics.rejected_total() >= bad_messages
-                    and runtime.stats().queue_depth == 0
+                    _alive(watch)
+                    or (
+                        metrics.value("homeiq_events_stored_total") >= len(expected)
+                        and metrics.rejected_total() >= bad_messages
+                        and runtime.stats().queue_depth == 0
+                    )
                 ),
-                watch,
-                "every event stored and every bad message dead-lettered",
+                timeout=WAIT_S,
+                message="every event stored and every bad message dead-lettered",
             )
             # Never stalled, never crashed, never dropped: one connection from start to end.
             _alive(watch)

@@ -10,22 +10,12 @@ import pytest
 
 from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.breaker import JITTER, BreakerState, CircuitBreaker
+from tests.support.clock import FakeClock
 
 SEED = 1234
 STATE = "homeiq_sink_breaker_state"
 OPENS = "homeiq_sink_breaker_opens_total"
 SINK = {"sink": "sqlite"}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

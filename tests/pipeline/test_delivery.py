@@ -18,6 +18,8 @@ from homeiq.pipeline.breaker import BreakerState, CircuitBreaker
 from homeiq.pipeline.delivery import Delivery
 from homeiq.pipeline.spool import Spool
 from homeiq.sinks.sqlite import SQLiteSink
+from tests.support.clock import FakeClock
+from tests.support.wait import async_wait_until
 
 T0 = 1_795_640_400_000_000
 
@@ -66,7 +68,10 @@ class Parts:
             tmp_path, max_bytes=max_bytes, policy="drop_newest", metrics=self.metrics
         )
         self.metadata = MetadataStore.in_dir(tmp_path)
-        self.breaker = CircuitBreaker("outage", failures=1, reset_s=0.01, metrics=self.metrics)
+        self.clock = FakeClock()
+        self.breaker = CircuitBreaker(
+            "outage", failures=1, reset_s=0.01, metrics=self.metrics, clock=self.clock
+        )
         self.delivery = Delivery(
             self.sink, self.spool, self.breaker, self.metadata, self.metrics, retry_attempts=1
         )
@@ -98,6 +103,7 @@ async def test_batches_keep_their_order_while_the_spool_drains(parts: Parts) -> 
     assert await parts.delivery.deliver(batch(1, 2)) == []  # store down: spooled
     assert parts.breaker.state is BreakerState.OPEN
     parts.sink.up = True
+    parts.clock.advance(0.02)  # past the reset delay: the drain's next write is the probe
     # The store is back, but the spool still holds the older batch: this one queues too.
     await parts.delivery.deliver(batch(3))
     await asyncio.wait_for(parts.delivery.wait_drained(), 5)
@@ -154,7 +160,7 @@ async def test_a_full_spool_records_the_dropped_span(tmp_path: Path) -> None:
 
 async def test_a_cancelled_probe_does_not_hold_the_breaker_half_open(parts: Parts) -> None:
     await parts.delivery.deliver(batch(1))  # down: spooled, breaker open
-    await asyncio.sleep(0.02)  # past the reset delay: the next write is the probe
+    parts.clock.advance(0.02)  # past the reset delay: the next write is the probe
     gate = asyncio.Event()
 
     async def hanging(records: Sequence[EventRecord]) -> int:
@@ -163,7 +169,7 @@ async def test_a_cancelled_probe_does_not_hold_the_breaker_half_open(parts: Part
 
     parts.sink.write = hanging  # type: ignore[method-assign]
     parts.delivery.start()
-    await asyncio.sleep(0.05)  # the drain is now waiting on its probe
-    assert parts.breaker.state is BreakerState.HALF_OPEN
+    # The drain is now waiting on its probe.
+    await async_wait_until(lambda: parts.breaker.state is BreakerState.HALF_OPEN)
     await parts.delivery.stop()  # cancels it
     assert parts.breaker.state is BreakerState.OPEN

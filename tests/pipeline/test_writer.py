@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from homeiq.pipeline.queue import EventQueue, Incoming
 from homeiq.pipeline.spool import Spool
 from homeiq.pipeline.writer import Writer
 from homeiq.sinks.sqlite import SQLiteSink
+from tests.support.wait import async_wait_until
 
 BASE = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
 NOW = (BASE + timedelta(hours=1)).timestamp()
@@ -191,14 +192,6 @@ class Harness:
     def entities_seen(self) -> set[str]:
         assert self.delivery is not None
         return self.delivery.entities_seen
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait (up to 2 s) for ``condition``."""
-    deadline = time.monotonic() + 2.0
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture(autouse=True)
@@ -498,7 +491,7 @@ async def test_batches_flush_by_size(harness: Harness) -> None:
     harness.make(batch_max_events=3, batch_max_age_s=30)
     await harness.offer(*[message(second=i) for i in range(7)])
     harness.start()
-    await until(lambda: harness.stored == 6)
+    await async_wait_until(lambda: harness.stored == 6)
     await asyncio.sleep(0.05)
     # Two full batches went out; the seventh waits for more events or its age.
     assert harness.stored == 6
@@ -515,10 +508,10 @@ async def test_batches_flush_by_age(harness: Harness) -> None:
     harness.make(batch_max_events=1000, batch_max_age_s=0.05)
     harness.start()
     await harness.offer(message(second=1), message(second=2))
-    await until(lambda: harness.stored == 2)
+    await async_wait_until(lambda: harness.stored == 2)
     assert harness.batches == 1
     await harness.offer(message(second=3))
-    await until(lambda: harness.stored == 3)
+    await async_wait_until(lambda: harness.stored == 3)
     assert harness.batches == 2
     assert not harness.task.done()  # type: ignore[union-attr]
     await harness.stop()
@@ -561,7 +554,7 @@ async def test_stop_waits_for_a_retrying_write(harness: Harness) -> None:
     harness.make(sink=flaky, batch_max_events=5, batch_max_age_s=30)
     await harness.offer(*[message(second=i) for i in range(5)])
     harness.start()
-    await until(lambda: flaky.calls >= 1)
+    await async_wait_until(lambda: flaky.calls >= 1)
     await harness.stop()
     assert flaky.failures == 0
     assert flaky.calls == 5
@@ -594,7 +587,7 @@ async def test_full_queue_makes_the_reader_wait_and_is_counted() -> None:
     assert metrics.value("homeiq_queue_full_total") == 0
 
     blocked = asyncio.create_task(queue.offer(Incoming(message(second=3))))
-    await asyncio.sleep(0.01)
+    await async_wait_until(lambda: metrics.value("homeiq_queue_full_total") == 1)
     assert not blocked.done()  # waits for room instead of dropping
     assert metrics.value("homeiq_queue_full_total") == 1
 

@@ -19,6 +19,7 @@ from homeiq.observability.metrics import Metrics
 from homeiq.settings import Settings
 from homeiq.sinks.sqlite.store import SQLiteEventStore
 from tests.support.influxdb import event
+from tests.support.wait import async_wait_until
 
 HOUR_US = 3600 * 1_000_000
 
@@ -85,10 +86,7 @@ async def test_the_loop_runs_at_the_scheduled_time(tmp_path: Path) -> None:
     scheduler = BackupScheduler(backups, now=now)
     assert scheduler.enabled
     task = asyncio.create_task(scheduler.run())
-    for _ in range(200):
-        if metadata.backup_runs(kind="create"):
-            break
-        await asyncio.sleep(0.05)
+    await async_wait_until(lambda: metadata.backup_runs(kind="create"), timeout=10, interval=0.05)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

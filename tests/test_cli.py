@@ -32,6 +32,7 @@ from homeiq.runtime import Runtime
 from homeiq.settings import ENV_PREFIX
 from homeiq.sinks.sqlite import EVENTS_DB, SQLiteEventStore
 from tests.support.loopthread import LoopThread
+from tests.support.wait import async_wait_until
 
 TOKEN = "cli-test-token-0123456789abcdef"
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -848,12 +849,14 @@ def probe_api_then_stop(
     async def probe(stop: asyncio.Event) -> None:
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline:  # the API comes up after the runtime
+
+                async def ready() -> bool:
                     with contextlib.suppress(httpx.TransportError):
-                        if (await client.get("/readyz")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.05)
+                        return (await client.get("/readyz")).status_code == 200
+                    return False
+
+                # The API comes up after the runtime.
+                await async_wait_until(ready, timeout=20, interval=0.05, message="API not ready")
                 key = (await asyncio.to_thread((data / "admin.key").read_text)).strip()
                 auth = {"Authorization": f"Bearer {key}"}
                 results["health"] = (await client.get("/api/v1/health", headers=auth)).json()

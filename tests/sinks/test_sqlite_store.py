@@ -19,6 +19,7 @@ from homeiq.model import EventRecord, Origin, Source
 from homeiq.sinks.base import StoreSummary
 from homeiq.sinks.sqlite import EVENTS_DB, SQLiteEventStore, SQLiteSink
 from homeiq.sinks.sqlite import store as store_module
+from tests.support.wait import wait_until
 
 T0 = 1_795_641_737_000_000  # 2026-11-25T21:22:17Z in microseconds
 S = 1_000_000
@@ -702,7 +703,6 @@ def test_process_sink_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> 
     import signal
     import subprocess
     import sys
-    import time
 
     script = (
         "import asyncio, sys\n"
@@ -723,15 +723,19 @@ def test_process_sink_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> 
         writer = int(parent.stdout.readline())
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+
+        def gone() -> bool:
             try:
                 os.kill(writer, 0)
             except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        os.kill(writer, signal.SIGKILL)
-        pytest.fail("the writer process outlived its parent")
+                return True
+            return False
+
+        try:
+            wait_until(gone, timeout=5, interval=0.05, message="the writer outlived its parent")
+        finally:
+            if not gone():  # a leftover writer must not outlive the test run
+                os.kill(writer, signal.SIGKILL)
     finally:
         if parent.poll() is None:
             parent.kill()

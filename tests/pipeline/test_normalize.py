@@ -22,7 +22,6 @@ from homeiq.model import (
     Area,
     Device,
     Entity,
-    EventRecord,
     Floor,
     Origin,
     Placement,
@@ -806,7 +805,3 @@ def test_parse_time_us_rejects_naive_and_names_the_field() -> None:
     assert info.value.reason == "bad_timestamp"
     assert "time_fired" in info.value.detail
     assert "no UTC offset" in info.value.detail
-
-
-def test_record_is_an_event_record() -> None:
-    assert isinstance(normalizer().message(temperature_change()), EventRecord)

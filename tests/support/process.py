@@ -3,13 +3,13 @@ runs, so tests of restarts, crashes (``kill -9``) and signals test the real thin
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.support.wait import async_wait_until
 
 
 class HomeIQProcess:
@@ -49,13 +49,21 @@ class HomeIQProcess:
 
     async def wait_for_log(self, text: str, timeout_s: float = 30.0, count: int = 1) -> None:
         """Wait until ``text`` appears ``count`` times in the log."""
-        deadline = time.monotonic() + timeout_s
-        while self.log().count(text) < count:
+
+        def seen() -> bool:
+            if self.log().count(text) >= count:
+                return True
             assert self.proc is not None and self.proc.poll() is None, (
                 f"homeiq exited early:\n{self.log()}"
             )
-            assert time.monotonic() < deadline, f"no {text!r} (x{count}) in log:\n{self.log()}"
-            await asyncio.sleep(0.1)
+            return False
+
+        await async_wait_until(
+            seen,
+            timeout=timeout_s,
+            interval=0.1,
+            message=lambda: f"no {text!r} (x{count}) in log:\n{self.log()}",
+        )
 
     def kill(self) -> None:
         """``kill -9``: no flush, no goodbye."""

@@ -82,11 +82,16 @@ def _us(iso: str) -> int:
 async def full_restore(settings: Settings, wipe_store: Callable[[], Awaitable[None]]) -> None:
     """The scenario, for the store ``settings`` describe."""
     async with Simulator(seed=11, rate=3000, count=EVENTS) as sim:
+        # The home holds still until HomeIQ is subscribed: on a loaded machine the whole
+        # stream could otherwise go out before anyone listens.
+        sim.pause()
         runtime = Runtime(settings)
         runtime.connect_to(sim.url, sim.token)
         await runtime.start()
         try:
-            # Events emitted before HomeIQ subscribed went to nobody: wait for the rest.
+            assert runtime.client is not None
+            await asyncio.wait_for(runtime.client.connected.wait(), 30)
+            sim.resume()
             await async_wait_until(
                 lambda: (
                     len(sim.emitted) >= EVENTS

@@ -392,7 +392,7 @@ def test_s3_target_uses_boto3s_usual_configuration(
         monkeypatch.setenv(name, value)
     source, sha = make_archive(tmp_path / "src")
 
-    target = Target.from_url(f"s3://{bucket}/env")
+    (target,) = parse_targets(f"s3://{bucket}/env")
     target.put(source, sha256=sha)
 
     assert [a.name for a in target.list()] == [NAME]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from homeiq.maintenance.backup.archive import (
     MANIFEST,
     SQLITE_DATABASES,
+    SQLITE_KIND,
     Manifest,
     Member,
     Progress,
@@ -125,7 +126,7 @@ async def collect(
         dest = content / "sqlite" / db
         await asyncio.to_thread(snapshot_sqlite, source, dest, progress)
         info = await asyncio.to_thread(describe_sqlite, dest)
-        members.append(await member(content, dest, "sqlite", info))
+        members.append(await member(content, dest, SQLITE_KIND, info))
     backend = registry.backend(service.settings)
     events: dict[str, Any] = {}
     if backend.events_db is not None:

@@ -31,7 +31,13 @@ from homeiq.errors import (
     TargetUnavailable,
 )
 from homeiq.lockfile import DataDirLock, holder
-from homeiq.maintenance.backup.archive import SQLITE_DATABASES, Manifest, Progress, utc_now
+from homeiq.maintenance.backup.archive import (
+    SQLITE_DATABASES,
+    SQLITE_KIND,
+    Manifest,
+    Progress,
+    utc_now,
+)
 from homeiq.maintenance.backup.create import remove
 from homeiq.maintenance.backup.crypto import Decryption
 from homeiq.maintenance.backup.verify import (
@@ -106,7 +112,7 @@ async def restore_archive(
             raise RestoreRefused(f"{refused}; nothing was restored")
         part = backend.backup_part()
         store_members = [m for m in manifest.members if m.kind in backend.archive_kinds]
-        plan = [f"{m.path} -> {data_dir / Path(m.path).name}" for m in manifest.member("sqlite")]
+        plan = [f"{m.path} -> {data_dir / Path(m.path).name}" for m in manifest.member(SQLITE_KIND)]
         if part is not None:
             plan += [f"{m.path} -> {part.destination(database)}" for m in store_members]
         if dry_run:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from homeiq.errors import ArchiveInvalid, BackupError, DecryptionFailed, HomeIQError
 from homeiq.maintenance.backup.archive import (
+    SQLITE_KIND,
     Manifest,
     Progress,
     describe_sqlite,
@@ -102,7 +103,7 @@ async def check_content(
     against the manifest; what is wrong goes into ``report.problems``."""
     for member in manifest.members:
         path = content / member.path
-        if member.kind == "sqlite":
+        if member.kind == SQLITE_KIND:
             progress(f"check {member.path}", 0, None)
             problems = await asyncio.to_thread(integrity_problems, path)
             report.problems += problems
@@ -137,7 +138,7 @@ async def check_content(
 
 def place_sqlite(manifest: Manifest, content: Path, data_dir: Path) -> None:
     """Move the archive's database snapshots into ``data_dir`` (no WAL files beside them)."""
-    for member in manifest.member("sqlite"):
+    for member in manifest.member(SQLITE_KIND):
         source = content / member.path
         dest = data_dir / Path(member.path).name
         for suffix in ("-wal", "-shm"):

@@ -1,12 +1,13 @@
-"""InfluxDB in backups: a portable line-protocol export, and its import into any InfluxDB.
+"""InfluxDB in backups: a portable line-protocol export (its import is :mod:`.influx_import`).
 
 The portable export (:func:`export_database`) reads every measurement of the configured
 database (and retention policy) with InfluxQL, oldest chunk of time first, and writes
 gzip-compressed line protocol with nanosecond timestamps, one point per line.
-:func:`import_lineprotocol` writes it back through the write API of any InfluxDB
-(1.x ``/write``, 2.x/3.x ``/api/v2/write``); :func:`read_export` checks a file without
-writing it. The same database exports to the same bytes (the gzip header carries no
-time or name), so a restore can be checked by exporting it again.
+:func:`~.influx_import.import_lineprotocol` writes it back through the write API of
+any InfluxDB (1.x ``/write``, 2.x/3.x ``/api/v2/write``);
+:func:`~.influx_lineprotocol.read_export` checks a file without writing it. The same
+database exports to the same bytes (the gzip header carries no time or name), so a
+restore can be checked by exporting it again.
 
 Field types come from ``SHOW FIELD KEYS``, never from the JSON of a query: InfluxDB
 renders the float 21.0 as ``21``. Queries are streamed (``chunked=true``), so memory

@@ -35,9 +35,8 @@ from homeiq.pipeline.queue import EventQueue
 from homeiq.pipeline.spool import Spool
 from homeiq.pipeline.writer import Writer
 from homeiq.settings import Settings
+from homeiq.sinks import registry
 from homeiq.sinks.base import EventReader, Sink
-from homeiq.sinks.influxdb import InfluxDBReader, InfluxDBSink
-from homeiq.sinks.sqlite import SQLiteReader, SQLiteSink
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +65,8 @@ def ha_source(settings: Settings) -> tuple[str, str]:
 
 def open_stores(settings: Settings) -> tuple[Sink, EventReader]:
     """The configured event store: its sink (writes) and its reader (queries)."""
-    if settings.store == "influxdb":
-        return InfluxDBSink.from_settings(settings), InfluxDBReader.from_settings(settings)
-    sqlite = SQLiteSink(settings.data_dir, writer=settings.sqlite_writer)
-    return sqlite, SQLiteReader(settings.data_dir)
+    backend = registry.backend(settings)
+    return backend.open_sink(), backend.open_reader()
 
 
 GC_INTERVAL_S = 30.0

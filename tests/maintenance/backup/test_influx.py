@@ -27,12 +27,8 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from homeiq.errors import ConfigError, InfluxBackupError, SinkRejected, SinkUnavailable
-from homeiq.maintenance.backup import influx
-from homeiq.maintenance.backup.influx import (
-    InfluxExport,
-    export_database,
-    import_lineprotocol,
-)
+from homeiq.maintenance.backup.influx import InfluxExport, export_database
+from homeiq.maintenance.backup.influx_import import import_lineprotocol
 from homeiq.maintenance.backup.influx_lineprotocol import (
     LinePoint,
     format_line,
@@ -46,7 +42,7 @@ from homeiq.maintenance.backup.influx_native import (
     native_restore,
 )
 from homeiq.model import EventRecord, Source
-from homeiq.sinks.influxdb import InfluxDBConfig, InfluxDBSink
+from homeiq.sinks.influxdb import InfluxDBClient, InfluxDBConfig, InfluxDBSink
 from tests.support.http import loopback_server
 from tests.support.influxdb import T0, InfluxDBServer, event, influx_settings
 
@@ -230,13 +226,13 @@ async def test_chunks_gaps_and_pages(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     streamed: list[str] = []
-    stream = influx._Queries.stream
+    stream = InfluxDBClient.stream
 
-    def counted(self: influx._Queries, q: str, db: str) -> AsyncIterator[bytes]:
+    def counted(self: InfluxDBClient, q: str, db: str, **kw: Any) -> AsyncIterator[bytes]:
         streamed.append(q)
-        return stream(self, q, db)
+        return stream(self, q, db, **kw)
 
-    monkeypatch.setattr(influx._Queries, "stream", counted)
+    monkeypatch.setattr(InfluxDBClient, "stream", counted)
     chunk = 10**9
     lines = [f"m,s=s{i % 3} v={i}i,f={i / 4} {B + i * chunk // 4}" for i in range(240)]
     lines += [f"m,s=s{i % 3} v={i}i,f=1 {B + 1000 * chunk + i}" for i in range(20)]  # a gap

@@ -37,7 +37,7 @@ from homeiq.maintenance.backup.service import (
 from homeiq.maintenance.backup.targets import FileTarget, archive_name
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.metadata.store import MetadataStore
-from homeiq.model import Area, Entity, RegistrySnapshot
+from homeiq.model import Area, BackupRun, Entity, RegistrySnapshot
 from homeiq.observability.metrics import Metrics
 from homeiq.settings import Settings
 from homeiq.sinks.sqlite.store import SQLiteEventStore
@@ -283,6 +283,36 @@ async def test_restore_replaces_the_data_and_keeps_the_old_aside(home: Home) -> 
         assert [k.name for k in restored.api_keys()] == ["grafana"]
     finally:
         restored.close()
+    home.metadata = MetadataStore.in_dir(home.data_dir)  # for the fixture's teardown
+
+
+async def test_restore_keeps_the_live_backup_history(home: Home) -> None:
+    before = BackupRun("verify", 1, 2, True, "older.tar.age", None, None, "before the archive")
+    home.metadata.add_backup_run(before)  # in the archive's snapshot, and live
+    result = await home.service.create()
+    assert (await home.service.verify(result.name, test_restore=False)).ok
+    home.metadata.replace_registry(RegistrySnapshot())  # live data the restore replaces
+    live = list(reversed(home.metadata.backup_runs()))
+    assert [(r.kind, r.archive) for r in live] == [
+        ("verify", "older.tar.age"),
+        ("create", result.name),
+        ("verify", result.name),
+    ]
+    home.metadata.close()
+
+    await home.service.restore(result.name)
+
+    restored = MetadataStore.in_dir(home.data_dir)
+    try:
+        assert restored.load_registry() == REGISTRY  # the archive's metadata.db...
+        runs = list(reversed(restored.backup_runs()))  # ...with the live history, once
+    finally:
+        restored.close()
+    assert runs[:-1] == live
+    restore = runs[-1]
+    assert (restore.kind, restore.ok, restore.archive) == ("restore", True, result.name)
+    assert restore.detail.startswith(f"restored {result.name}")
+    assert restore.started_at <= restore.finished_at
     home.metadata = MetadataStore.in_dir(home.data_dir)  # for the fixture's teardown
 
 

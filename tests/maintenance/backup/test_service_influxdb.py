@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from homeiq.errors import RestoreRefused
 from homeiq.maintenance.backup.crypto import new_identity
 from homeiq.maintenance.backup.service import BackupService
 from homeiq.settings import Settings
@@ -103,3 +104,17 @@ async def test_the_native_backup_is_included_when_asked(influx_home: Settings) -
     assert any(m.path.endswith(".manifest") for m in native)
     report = await service.verify(result.name)
     assert report.ok, report.problems
+
+
+async def test_an_influxdb_archive_needs_the_influxdb_store(influx_home: Settings) -> None:
+    result = await BackupService(influx_home).create()
+    # The same installation configured for the embedded store: the archive's points have
+    # nowhere to go, which verify reports and restore refuses before touching anything.
+    sqlite = influx_home.model_copy(update={"store": "sqlite"})
+    service = BackupService(sqlite)
+    report = await service.verify(result.name)
+    assert not report.ok
+    assert any("set HOMEIQ_STORE=influxdb" in problem for problem in report.problems)
+    with pytest.raises(RestoreRefused, match=r"HOMEIQ_STORE is sqlite.*nothing was restored"):
+        await service.restore(result.name)
+    assert not list(sqlite.data_dir.glob("pre-restore-*"))

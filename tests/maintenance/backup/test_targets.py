@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -392,7 +393,7 @@ def test_s3_target_uses_boto3s_usual_configuration(
         monkeypatch.setenv(name, value)
     source, sha = make_archive(tmp_path / "src")
 
-    target = Target.from_url(f"s3://{bucket}/env")
+    (target,) = parse_targets(f"s3://{bucket}/env")
     target.put(source, sha256=sha)
 
     assert [a.name for a in target.list()] == [NAME]
@@ -479,3 +480,25 @@ def test_credentials_in_a_url_are_refused_and_not_repeated() -> None:
         parse_targets("s3://AKIAEXAMPLE:s3cr3t@bucket/prefix")
     assert "s3cr3t" not in str(raised.value)
     assert "AKIAEXAMPLE" not in str(raised.value)
+
+
+# -- boto3 is the optional s3 extra ------------------------------------------------------
+
+
+def test_an_s3_target_without_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m == "boto3" or m.startswith("boto3.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "boto3", None)  # `import boto3` now fails
+    with pytest.raises(ConfigError) as raised:
+        parse_targets("file:///mnt/nas,s3://bucket/homeiq")
+    assert raised.value.setting == "HOMEIQ_BACKUP_TARGETS"
+    assert "s3:// targets need the s3 extra: pip install 'homeiq[s3]'" in str(raised.value)
+    assert [t.label for t in parse_targets("file:///mnt/nas")] == ["file:///mnt/nas"]
+
+
+@pytest.mark.parametrize("module", ["homeiq.cli", "homeiq.runtime", "homeiq.api.app"])
+def test_importing_homeiq_does_not_import_boto3(module: str) -> None:
+    # A fresh interpreter: this one has boto3 loaded by the S3 tests.
+    code = f"import {module}, sys; assert 'boto3' not in sys.modules, 'boto3 imported'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -44,6 +44,8 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 # Every SQLite database HomeIQ owns, in the order they are snapshotted and restored.
 SQLITE_DATABASES = (METADATA_DB, EVENTS_DB, ROLLUPS_DB, SPOOL_DB)
+# The manifest kind of a database snapshot of the data directory (whatever the store is).
+SQLITE_KIND = "sqlite"
 PAGES_PER_STEP = 4096  # 16 MiB at SQLite's default page size: short locks, steady progress
 
 Progress = Callable[[str, int, int | None], None]

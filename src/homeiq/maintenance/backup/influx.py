@@ -1,12 +1,13 @@
-"""InfluxDB in backups: a portable line-protocol export, and its import into any InfluxDB.
+"""InfluxDB in backups: a portable line-protocol export (its import is :mod:`.influx_import`).
 
 The portable export (:func:`export_database`) reads every measurement of the configured
 database (and retention policy) with InfluxQL, oldest chunk of time first, and writes
 gzip-compressed line protocol with nanosecond timestamps, one point per line.
-:func:`import_lineprotocol` writes it back through the write API of any InfluxDB
-(1.x ``/write``, 2.x/3.x ``/api/v2/write``); :func:`read_export` checks a file without
-writing it. The same database exports to the same bytes (the gzip header carries no
-time or name), so a restore can be checked by exporting it again.
+:func:`~.influx_import.import_lineprotocol` writes it back through the write API of
+any InfluxDB (1.x ``/write``, 2.x/3.x ``/api/v2/write``);
+:func:`~.influx_lineprotocol.read_export` checks a file without writing it. The same
+database exports to the same bytes (the gzip header carries no time or name), so a
+restore can be checked by exporting it again.
 
 Field types come from ``SHOW FIELD KEYS``, never from the JSON of a query: InfluxDB
 renders the float 21.0 as ``21``. Queries are streamed (``chunked=true``), so memory
@@ -20,9 +21,11 @@ measurement or field key that starts with a tab or holds a NUL (1.x drops the on
 InfluxQL cannot name the other). One known loss: InfluxDB's JSON writes the float -0.0
 as ``-0``, so it is exported as 0.0.
 
-The line protocol itself (formatting, parsing, checking a file) is in
-:mod:`.influx_lineprotocol`; InfluxDB's own ``influxd backup -portable`` in
-:mod:`.influx_native`.
+InfluxDB is reached through the store's own client (:class:`InfluxDBClient`: queries,
+streamed queries, database admin, the write target) and escaped by its one escaping
+module. The export's line format (formatting, parsing, checking a file) is in
+:mod:`.influx_lineprotocol`, the import in :mod:`.influx_import`, InfluxDB's own
+``influxd backup -portable`` in :mod:`.influx_native`.
 """
 
 from __future__ import annotations
@@ -32,29 +35,21 @@ import contextlib
 import gzip
 import logging
 import os
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 
-from homeiq.errors import ConfigError, InfluxBackupError, SinkUnavailable
-from homeiq.maintenance.backup.influx_lineprotocol import (
-    FIELD_TYPES,
-    FORMATTERS,
-    MIN_NS,
+from homeiq.errors import ConfigError, InfluxBackupError, QueryFailed
+from homeiq.maintenance.backup.influx_lineprotocol import FIELD_TYPES, FORMATTERS, MIN_NS
+from homeiq.sinks.influxdb.client import InfluxDBClient, answer_error
+from homeiq.sinks.influxdb.config import InfluxDBConfig
+from homeiq.sinks.influxdb.escaping import (
     escape_field_key,
-    escape_measurement_name,
-    escape_tag,
-    read_points,
-)
-from homeiq.sinks.influxdb.sink import (
-    GZIP_LEVEL,
-    HTTPClient,
-    InfluxDBConfig,
-    error_text,
+    escape_key,
+    escape_measurement,
     quote_ident,
 )
 
@@ -125,93 +120,26 @@ class InfluxExport:
         )
 
 
-# -- queries ---------------------------------------------------------------------------------
+# -- the client, as the backup uses it --------------------------------------------------------
 
 
-def _answer_error(answer: Any) -> str | None:
-    """The first error in a /query answer (top level or of a statement), if any."""
-    if not isinstance(answer, dict):
-        return f"not a JSON object: {str(answer)[:200]}"
-    if isinstance(answer.get("error"), str):
-        return str(answer["error"])
-    for result in answer.get("results") or []:
-        if isinstance(result, dict) and isinstance(result.get("error"), str):
-            return str(result["error"])
-    return None
+@contextlib.asynccontextmanager
+async def connected(config: InfluxDBConfig) -> AsyncIterator[InfluxDBClient]:
+    """The store's client for one backup step, closed after it; a query InfluxDB cannot
+    run becomes :class:`InfluxBackupError` (its message says which and why)."""
+    client = InfluxDBClient(config)
+    try:
+        yield client
+    except QueryFailed as exc:
+        raise InfluxBackupError(str(exc)) from exc
+    finally:
+        await client.close()
 
 
-def _short(q: str) -> str:
-    return q if len(q) <= 200 else q[:200] + "…"
-
-
-class _Queries:
-    """InfluxQL against the configured InfluxDB, answers in nanoseconds."""
-
-    def __init__(self, config: InfluxDBConfig, page_points: int = PAGE_POINTS) -> None:
-        self.config = config
-        self.http = HTTPClient(config)
-        self.page_points = page_points
-
-    def _params(self, db: str | None) -> dict[str, str]:
-        return {"epoch": "ns"} if db is None else {"db": db, "epoch": "ns"}
-
-    def _refused(self, q: str, db: str | None, error: str) -> InfluxBackupError:
-        error = self.config.scrub(error)
-        if db is not None and error.startswith("database not found"):
-            return InfluxBackupError(f"InfluxDB at {self.config.url} has no database {db!r}")
-        return InfluxBackupError(f"InfluxDB could not run {_short(q)!r}: {error}")
-
-    async def series(self, q: str, db: str | None) -> list[dict[str, Any]]:
-        """The series of a one-statement query."""
-        status, body = await self.http.request("POST", "/query", self._params(db), data={"q": q})
-        if status == 400:
-            raise self._refused(q, db, error_text(body))
-        if status != 200:
-            raise self.http.failure(status, body, "to a query")
-        try:
-            answer = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InfluxBackupError(f"InfluxDB answered {_short(q)!r} with non-JSON") from exc
-        if (error := _answer_error(answer)) is not None:
-            raise self._refused(q, db, error)
-        results = answer.get("results") or [{}]
-        return list(results[0].get("series") or [])
-
-    async def stream(self, q: str, db: str) -> AsyncGenerator[bytes, None]:
-        """The answer to ``q`` as InfluxDB streams it: one JSON document per piece."""
-        params = {**self._params(db), "chunked": "true", "chunk_size": str(self.page_points)}
-        # No total timeout: a chunk of time may take long to stream; only silence is an error.
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self.config.timeout_s, sock_read=self.config.timeout_s
-        )
-        try:
-            async with self.http.session().post(
-                self.config.url + "/query", params=params, data={"q": q}, timeout=timeout
-            ) as response:
-                if response.status != 200:
-                    body = await response.read()
-                    if response.status == 400:
-                        raise self._refused(q, db, error_text(body))
-                    raise self.http.failure(response.status, body, "to an export query")
-                parts: list[bytes] = []
-                async for block in response.content.iter_any():
-                    start = 0
-                    while (end := block.find(b"\n", start)) >= 0:
-                        parts.append(block[start:end])
-                        yield b"".join(parts)
-                        parts.clear()
-                        start = end + 1
-                    parts.append(block[start:])
-                if tail := b"".join(parts).strip():
-                    yield tail
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            what = str(exc) or type(exc).__name__
-            raise SinkUnavailable(
-                self.config.scrub(f"InfluxDB at {self.config.url} failed during an export: {what}")
-            ) from exc
-
-    async def close(self) -> None:
-        await self.http.close()
+def require_v1(config: InfluxDBConfig) -> None:
+    """ConfigError unless the store speaks the 1.x API (databases, influxd)."""
+    if config.api != "v1":
+        raise ConfigError("HOMEIQ_INFLUXDB_API", "the native backup needs InfluxDB 1.x (v1)")
 
 
 # -- export ----------------------------------------------------------------------------------
@@ -235,7 +163,7 @@ class _ExportFile:
             answer = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise InfluxBackupError(f"InfluxDB streamed non-JSON: {exc}") from exc
-        if (error := _answer_error(answer)) is not None:
+        if (error := answer_error(answer)) is not None:
             raise InfluxBackupError(f"InfluxDB failed while exporting {measurement!r}: {error}")
         lines: list[str] = []
         try:
@@ -264,8 +192,8 @@ class _ExportFile:
 def _series_lines(series: dict[str, Any], measurement: str, types: Mapping[str, str]) -> list[str]:
     if series.get("name") != measurement:
         raise ValueError(f"InfluxDB answered with the measurement {series.get('name')!r}")
-    head = escape_measurement_name(measurement) + "".join(
-        f",{escape_tag(k, 'the tag key')}={escape_tag(v, 'the tag value')}"
+    head = escape_measurement(measurement) + "".join(
+        f",{escape_key(k, 'the tag key')}={escape_key(v, 'the tag value')}"
         for k, v in sorted((series.get("tags") or {}).items())
         if v  # GROUP BY * reports a tag the series lacks as ""
     )
@@ -289,15 +217,15 @@ def _series_lines(series: dict[str, Any], measurement: str, types: Mapping[str, 
     return lines
 
 
-async def _field_types(queries: _Queries) -> dict[str, dict[str, str]]:
+async def _field_types(client: InfluxDBClient) -> dict[str, dict[str, str]]:
     """Measurement → field → type of the exported retention policy (sorted by name)."""
-    config = queries.config
+    config = client.config
     q = "SHOW FIELD KEYS"
     if config.api == "v1" and config.retention_policy:
         q += f" FROM {quote_ident(config.retention_policy)}./.*/"
     types: dict[str, dict[str, str]] = {}
     conflicts = []
-    for series in await queries.series(q, config.query_database):
+    for series in await client.series(q, config.query_database):
         measurement = str(series["name"])
         fields = types.setdefault(measurement, {})
         for key, field_type in series.get("values") or []:
@@ -310,7 +238,7 @@ async def _field_types(queries: _Queries) -> dict[str, dict[str, str]]:
                 conflicts.append(f"{measurement}.{key}")
             fields[key] = field_type
         try:  # fail before writing anything, not hours into the export
-            escape_measurement_name(measurement)
+            escape_measurement(measurement)
             for key in fields:
                 escape_field_key(key)
         except ValueError as exc:
@@ -342,7 +270,6 @@ async def export_database(
     """
     if chunk_ns < 1 or page_points < 1:
         raise ValueError("chunk_ns and page_points must be at least 1")
-    queries = _Queries(config, page_points)
     db = config.query_database
     prefix = ""
     if config.api == "v1" and config.retention_policy:
@@ -350,63 +277,31 @@ async def export_database(
     counts: dict[str, int] = {}
     first: int | None = None
     last: int | None = None
-    total = 0
-    types: dict[str, dict[str, str]] = {}
     out: _ExportFile | None = None
-
-    async def edge(select: str, order: str, after: int | None = None) -> int | None:
-        where = "" if after is None else f" WHERE time >= {after}"
-        series = await queries.series(f"{select}{where} ORDER BY time {order} LIMIT 1", db)
-        return int(series[0]["values"][0][0]) if series and series[0].get("values") else None
-
-    try:
-        types = await _field_types(queries)
-        out = await asyncio.to_thread(_ExportFile, dest)
-        for measurement, fields in types.items():
-            if not fields:
-                continue
-            select = ", ".join(f"{quote_ident(f)}::field" for f in fields)
-            select = f"SELECT {select} FROM {prefix}{quote_ident(measurement)}"
-            oldest = await edge(select, "ASC")
-            newest = await edge(select, "DESC")
-            if oldest is None or newest is None:
-                continue
-            count = 0
-            start = oldest - oldest % chunk_ns
-            while start <= newest:
-                end = start + chunk_ns
-                upper = f"time < {end}" if end <= newest else f"time <= {newest}"
-                q = f"{select} WHERE time >= {max(start, MIN_NS)} AND {upper} GROUP BY *"
-                written = 0
-                async with contextlib.aclosing(queries.stream(q, db)) as pieces:
-                    async for piece in pieces:
-                        written += await asyncio.to_thread(out.write, piece, measurement, fields)
-                        if progress is not None:
-                            progress(total + count + written)
-                count += written
-                if end > newest:
-                    break
-                if written:
-                    start = end
+    async with connected(config) as client:
+        try:
+            types = await _field_types(client)
+            out = await asyncio.to_thread(_ExportFile, dest)
+            for measurement, fields in types.items():
+                if not fields:
                     continue
-                # An empty chunk: jump to the next point rather than walk an empty stretch.
-                following = await edge(select, "ASC", after=end)
-                if following is None or following > newest:
-                    break
-                start = following - following % chunk_ns
-            if count:
-                counts[measurement] = count
-                total += count
-                first = oldest if first is None else min(first, oldest)
-                last = newest if last is None else max(last, newest)
-        await asyncio.to_thread(out.commit)
-    except BaseException:
-        if out is not None:
-            await asyncio.to_thread(out.discard)
-        raise
-    finally:
-        await queries.close()
-    log.info("exported %d points of %d measurements from %s", total, len(counts), db)
+                select = ", ".join(f"{quote_ident(f)}::field" for f in fields)
+                select = f"SELECT {select} FROM {prefix}{quote_ident(measurement)}"
+                done = sum(counts.values())
+                step = _Measurement(client, out, db, measurement, fields, select)
+                span = await step.export(
+                    chunk_ns, page_points, None if progress is None else _offset(progress, done)
+                )
+                if span is not None:
+                    counts[measurement] = step.count
+                    first = span[0] if first is None else min(first, span[0])
+                    last = span[1] if last is None else max(last, span[1])
+            await asyncio.to_thread(out.commit)
+        except BaseException:
+            if out is not None:
+                await asyncio.to_thread(out.discard)
+            raise
+    log.info("exported %d points of %d measurements from %s", sum(counts.values()), len(counts), db)
     return InfluxExport(
         database=db,
         measurements=counts,
@@ -416,139 +311,62 @@ async def export_database(
     )
 
 
-# -- import ----------------------------------------------------------------------------------
+def _offset(progress: Callable[[int], None], done: int) -> Callable[[int], None]:
+    return lambda points: progress(done + points)
 
 
-class _Batches:
-    """Request bodies of an export file, read (in a worker thread) a batch at a time."""
+@dataclass(slots=True)
+class _Measurement:
+    """The export of one measurement: chunks of time, oldest first, each streamed."""
 
-    def __init__(self, source: Path, batch_bytes: int, compress: bool) -> None:
-        self.batch_bytes = batch_bytes
-        self.compress = compress
-        self.counts: dict[str, int] = {}
-        self.points = 0
-        self._stream = gzip.GzipFile(source, "rb")  # closed by close()
-        self._points = read_points(self._stream, source)
-        self._held: tuple[int, bytes, str] | None = None
+    client: InfluxDBClient
+    out: _ExportFile
+    db: str
+    name: str
+    fields: dict[str, str]
+    select: str
+    count: int = 0
 
-    def next(self) -> tuple[bytes, int, int] | None:
-        """The next body (gzipped when asked) and its first and last line; None at the end."""
-        lines: list[bytes] = []
-        size, first, number = 0, 0, 0
-        while True:
-            item = self._held or next(self._points, None)
-            self._held = None
-            if item is None:
-                break
-            number, data, measurement = item
-            if lines and size + len(data) > self.batch_bytes:
-                self._held = item  # a line bigger than batch_bytes still goes, alone
-                break
-            first = first or number
-            lines.append(data)
-            size += len(data)
-            self.counts[measurement] = self.counts.get(measurement, 0) + 1
-        if not lines:
+    async def _edge(self, order: str, after: int | None = None) -> int | None:
+        where = "" if after is None else f" WHERE time >= {after}"
+        q = f"{self.select}{where} ORDER BY time {order} LIMIT 1"
+        series = await self.client.series(q, self.db)
+        return int(series[0]["values"][0][0]) if series and series[0].get("values") else None
+
+    async def export(
+        self, chunk_ns: int, page_points: int, progress: Callable[[int], None] | None
+    ) -> tuple[int, int] | None:
+        """Write every point; the first and last time exported, None when there is none."""
+        oldest = await self._edge("ASC")
+        newest = await self._edge("DESC")
+        if oldest is None or newest is None:
             return None
-        self.points += len(lines)
-        body = b"".join(lines)
-        return (gzip.compress(body, GZIP_LEVEL) if self.compress else body), first, number
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-async def _create_database(queries: _Queries, name: str) -> None:
-    """CREATE DATABASE; InfluxBackupError saying why InfluxDB would not."""
-    q = f"CREATE DATABASE {quote_ident(name)}"
-    status, body = await queries.http.request("POST", "/query", {}, data={"q": q})
-    if status == 200:
-        try:
-            error = _answer_error(orjson.loads(body))
-        except orjson.JSONDecodeError:
-            error = f"a non-JSON answer: {error_text(body)}"
-        if error is None:
-            return
-    elif status == 403:  # 1.x: the user is not an admin
-        error = error_text(body)
-    else:
-        raise queries.http.failure(status, body, "creating the database")
-    raise InfluxBackupError(
-        f"InfluxDB did not create the database {name!r} to import into:"
-        f" {queries.config.scrub(error)}; create it first, or import as an admin"
-    )
-
-
-async def _write_target(queries: _Queries, database: str | None) -> tuple[str, dict[str, str], str]:
-    """Path, parameters and a description of where an import writes; a v1 database is
-    created when missing."""
-    config = queries.config
-    if config.api == "v2":
-        assert config.org is not None and config.bucket is not None
-        bucket = database or config.bucket
-        params = {"bucket": bucket, "org": config.org, "precision": "ns"}
-        return "/api/v2/write", params, f"bucket {bucket!r}"
-    target = database or config.database
-    databases = await queries.series("SHOW DATABASES", None)
-    if not any([target] in (s.get("values") or []) for s in databases):
-        await _create_database(queries, target)
-    params = {"db": target, "precision": "ns"}
-    if rp := config.retention_policy:
-        policies = await queries.series(f"SHOW RETENTION POLICIES ON {quote_ident(target)}", None)
-        if not any(row[0] == rp for s in policies for row in s.get("values") or []):
-            raise InfluxBackupError(
-                f"database {target!r} has no retention policy {rp!r}: create it first"
-                f" (CREATE RETENTION POLICY {quote_ident(rp)} ON {quote_ident(target)} ...),"
-                " or import without HOMEIQ_INFLUXDB_RETENTION_POLICY"
-            )
-        params["rp"] = rp
-    return "/write", params, f"database {target!r}"
-
-
-async def import_lineprotocol(
-    config: InfluxDBConfig,
-    source: Path,
-    *,
-    database: str | None = None,
-    batch_bytes: int = 4_000_000,
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, int]:
-    """Write an export into ``database`` (default: the configured one); points per measurement.
-
-    With the v2 API ``database`` names the bucket (default: the configured one), which
-    must exist. Rewriting a point replaces it, so an interrupted import can be run again.
-    ValueError if the file is not a valid export; the batches before the bad line are
-    written by then (check with :func:`read_export` first to write nothing).
-    """
-    if batch_bytes < 1:
-        raise ValueError("batch_bytes must be at least 1")
-    queries = _Queries(config)
-    try:
-        path, params, where = await _write_target(queries, database)
-        batches = await asyncio.to_thread(_Batches, source, batch_bytes, config.gzip)
-        try:
-            headers = {"Content-Type": "text/plain; charset=utf-8"}
-            if config.gzip:
-                headers["Content-Encoding"] = "gzip"
-            while (batch := await asyncio.to_thread(batches.next)) is not None:
-                body, first, last = batch
-                status, answer = await queries.http.request(
-                    "POST", path, params, data=body, headers=headers
-                )
-                if status == 404:
-                    text = config.scrub(error_text(answer))
-                    raise InfluxBackupError(f"InfluxDB has no {where} to import into: {text}")
-                if status not in (200, 204):
-                    doing = f"writing lines {first}-{last} of {source.name} to {where}"
-                    raise queries.http.failure(status, answer, doing)
-                if progress is not None:
-                    progress(batches.points)
-        finally:
-            await asyncio.to_thread(batches.close)
-    finally:
-        await queries.close()
-    log.info("imported %d points into %s", batches.points, where)
-    return batches.counts
+        start = oldest - oldest % chunk_ns
+        while start <= newest:
+            end = start + chunk_ns
+            upper = f"time < {end}" if end <= newest else f"time <= {newest}"
+            q = f"{self.select} WHERE time >= {max(start, MIN_NS)} AND {upper} GROUP BY *"
+            written = 0
+            stream = self.client.stream(q, self.db, chunk_size=page_points)
+            async with contextlib.aclosing(stream) as pieces:
+                async for piece in pieces:
+                    written += await asyncio.to_thread(
+                        self.out.write, piece, self.name, self.fields
+                    )
+                    if progress is not None:
+                        progress(self.count + written)
+            self.count += written
+            if end > newest:
+                break
+            if written:
+                start = end
+                continue
+            # An empty chunk: jump to the next point rather than walk an empty stretch.
+            following = await self._edge("ASC", after=end)
+            if following is None or following > newest:
+                break
+            start = following - following % chunk_ns
+        return (oldest, newest) if self.count else None
 
 
 # -- database checks -------------------------------------------------------------------------
@@ -556,35 +374,26 @@ async def import_lineprotocol(
 
 async def holds_points(config: InfluxDBConfig, database: str) -> bool:
     """Whether ``database`` exists and holds any point: a restore must then keep them aside."""
-    queries = _Queries(config)
-    try:
-        if not await _database_exists(config, database):
+    require_v1(config)
+    async with connected(config) as client:
+        if not await client.database_exists(database):
             return False
-        for series in await queries.series("SHOW MEASUREMENTS", database):
+        for series in await client.series("SHOW MEASUREMENTS", database):
             for (name,) in series.get("values") or []:
                 q = f"SELECT * FROM {quote_ident(str(name))} LIMIT 1"
-                if await queries.series(q, database):
+                if await client.series(q, database):
                     return True
         return False
-    finally:
-        await queries.close()
 
 
 async def drop_database(config: InfluxDBConfig, database: str) -> None:
     """Drop ``database`` (verify's scratch copy); nothing happens when it does not exist."""
-    queries = _Queries(config)
-    try:
-        await queries.series(f"DROP DATABASE {quote_ident(database)}", None)
-    finally:
-        await queries.close()
+    async with connected(config) as client:
+        await client.drop_database(database)
 
 
-async def _database_exists(config: InfluxDBConfig, name: str) -> bool:
-    if config.api != "v1":
-        raise ConfigError("HOMEIQ_INFLUXDB_API", "the native backup needs InfluxDB 1.x (v1)")
-    queries = _Queries(config)
-    try:
-        databases = await queries.series("SHOW DATABASES", None)
-    finally:
-        await queries.close()
-    return any([name] in (s.get("values") or []) for s in databases)
+async def database_exists(config: InfluxDBConfig, name: str) -> bool:
+    """Whether the 1.x database ``name`` exists; ConfigError for the v2 API."""
+    require_v1(config)
+    async with connected(config) as client:
+        return await client.database_exists(name)

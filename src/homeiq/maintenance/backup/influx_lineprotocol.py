@@ -4,7 +4,8 @@ without writing anything, for ``homeiq backup verify``).
 
 Formatting and parsing are strict mirror images (property-tested): what
 :func:`format_line` writes, :func:`parse_line` reads back to the same point, and
-anything InfluxDB's own parsers would read differently is refused when written.
+anything InfluxDB's own parsers would read differently is refused when written, by the
+store's one escaping module (:mod:`homeiq.sinks.influxdb.escaping`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from homeiq.sinks.influxdb.lineprotocol import escape_string_field
+from homeiq.sinks.influxdb.escaping import (
+    escape_field_key,
+    escape_key,
+    escape_measurement,
+    escape_string_field,
+)
 
 READ_BLOCK_BYTES = 1 << 20
 FIELD_TYPES = ("float", "integer", "unsigned", "string", "boolean")
@@ -37,46 +43,6 @@ class LinePoint:
     tags: dict[str, str]
     fields: dict[str, tuple[str, FieldValue]]
     time_ns: int
-
-
-_ESCAPE_MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
-_ESCAPE_KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
-# InfluxDB 1.x scans a name either by backslash pairs or by "is the previous byte a
-# backslash" (measurements), and unescapes by search-and-replace: a backslash before a
-# delimiter or at the end reads back differently between the two, so it is refused.
-_UNWRITABLE = re.compile(r'[\n\r]|\\(?=[,= "]|\Z)')
-
-
-def _escape(text: str, what: str, table: dict[int, str], *, queried: bool = False) -> str:
-    if not text:
-        raise ValueError(f"{what} is empty")
-    if _UNWRITABLE.search(text):
-        raise ValueError(
-            f"{what} {text!r} has a newline, or a backslash before a delimiter or at its end,"
-            " which line protocol cannot carry"
-        )
-    # Names that go into queries: 1.x skips a tab (or NUL) where a line's measurement or
-    # fields begin, and InfluxQL cannot quote a NUL.
-    if queried and (text.startswith("\t") or "\x00" in text):
-        raise ValueError(f"{what} {text!r} starts with a tab or holds a NUL")
-    return text.translate(table)
-
-
-def escape_tag(text: str, what: str = "a tag key or value") -> str:
-    """A tag key or value for a line; ValueError if it cannot be written."""
-    return _escape(text, what, _ESCAPE_KEY)
-
-
-def escape_field_key(key: str) -> str:
-    """A field key for a line; ValueError if it cannot be written."""
-    return _escape(key, "the field key", _ESCAPE_KEY, queried=True)
-
-
-def escape_measurement_name(name: str) -> str:
-    """A measurement name for a line; ValueError if it cannot be written."""
-    if name.startswith("#"):
-        raise ValueError(f"the measurement {name!r} starts with '#' (a comment line)")
-    return _escape(name, "the measurement name", _ESCAPE_MEASUREMENT, queried=True)
 
 
 def _float(value: Any) -> str:
@@ -136,8 +102,8 @@ def format_line(point: LinePoint) -> str:
         raise ValueError("a point needs at least one field")
     if not MIN_NS <= point.time_ns <= MAX_NS:
         raise ValueError(f"time {point.time_ns} is outside InfluxDB's range")
-    head = escape_measurement_name(point.measurement) + "".join(
-        f",{escape_tag(k, 'the tag key')}={escape_tag(v, 'the tag value')}"
+    head = escape_measurement(point.measurement) + "".join(
+        f",{escape_key(k, 'the tag key')}={escape_key(v, 'the tag value')}"
         for k, v in sorted(point.tags.items())
     )
     fields = ",".join(

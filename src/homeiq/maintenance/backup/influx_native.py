@@ -11,9 +11,9 @@ import contextlib
 import shutil
 from pathlib import Path
 
-from homeiq.errors import InfluxBackupError, SinkUnavailable
-from homeiq.maintenance.backup.influx import _database_exists, _Queries
-from homeiq.sinks.influxdb.sink import InfluxDBConfig
+from homeiq.errors import InfluxBackupError, QueryFailed, SinkUnavailable
+from homeiq.maintenance.backup.influx import connected, database_exists
+from homeiq.sinks.influxdb.config import InfluxDBConfig
 
 DEFAULT_RPC_ADDRESS = "127.0.0.1:8088"  # influxd's own default bind-address
 RPC_CONNECT_TIMEOUT_S = 5.0
@@ -85,7 +85,7 @@ async def native_backup(
 ) -> None:
     """``influxd backup -portable`` of the configured database (every retention policy)
     into ``dest_dir``, which must be empty or new."""
-    if not await _database_exists(config, config.database):
+    if not await database_exists(config, config.database):
         # influxd itself only says "backup failed: EOF".
         raise InfluxBackupError(f"InfluxDB at {config.url} has no database {config.database!r}")
     await _check_rpc(rpc_address)
@@ -105,7 +105,7 @@ async def native_restore(
 ) -> None:
     """``influxd restore -portable``: ``database`` of the backup in ``src_dir`` as the new
     database ``new_database``, which must not exist."""
-    if await _database_exists(config, new_database):
+    if await database_exists(config, new_database):
         raise InfluxBackupError(
             f"InfluxDB at {config.url} already has a database {new_database!r};"
             " a native restore needs a new name"
@@ -128,14 +128,13 @@ async def native_restore(
 async def _wait_readable(config: InfluxDBConfig, database: str) -> None:
     """Wait until every restored shard answers: influxd restore returns while InfluxDB is
     still reopening them ("engine is closed", "shard is disabled")."""
-    queries = _Queries(config)
     try:
-        async with asyncio.timeout(RESTORE_READY_TIMEOUT_S):
+        async with connected(config) as client, asyncio.timeout(RESTORE_READY_TIMEOUT_S):
             while True:
                 try:
-                    await queries.series("SELECT * FROM /.*/ LIMIT 1", database)
+                    await client.series("SELECT * FROM /.*/ LIMIT 1", database)
                     return
-                except InfluxBackupError as exc:
+                except QueryFailed as exc:
                     if not any(text in str(exc) for text in _REOPENING):
                         raise
                 await asyncio.sleep(0.05)
@@ -143,5 +142,3 @@ async def _wait_readable(config: InfluxDBConfig, database: str) -> None:
         raise InfluxBackupError(
             f"the restored database {database!r} did not open within {RESTORE_READY_TIMEOUT_S:g} s"
         ) from None
-    finally:
-        await queries.close()

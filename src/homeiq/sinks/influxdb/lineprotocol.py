@@ -13,13 +13,11 @@ out when empty: InfluxDB refuses empty tag values. Fields that are None are left
 ``source`` is always written, so every point has a field. ``value`` is always a float
 (``21.0``), so the field never changes type.
 
-Tag values cannot carry every string: a raw newline ends the line, and InfluxDB 1.x
-does not unescape ``\\`` in tags (``a\\`` before a separator even breaks the line). So
-tag values are stored with four percent codes, ``%`` → ``%25``, ``\\`` → ``%5C``,
-newline → ``%0A``, carriage return → ``%0D``; :func:`decode_tag_value` inverts them.
-Anything without those characters (every valid entity id) is stored unchanged, so
-queries written by hand against InfluxDB still match. Field keys are fixed names, and
-the attributes travel as one JSON string field, so no key ever needs that treatment.
+Tag values are stored percent-coded (``%`` ``\\`` newline and carriage return as
+``%25`` ``%5C`` ``%0A`` ``%0D``), so any string can be a tag; every valid entity id is
+stored unchanged. The escaping rules, shared with the reader and the backup, are in
+:mod:`homeiq.sinks.influxdb.escaping`. Field keys are fixed names, and the attributes
+travel as one JSON string field, so no key ever needs that treatment.
 """
 
 from __future__ import annotations
@@ -28,58 +26,17 @@ import math
 from collections.abc import Iterator, Sequence
 
 from homeiq.model import EventRecord
+from homeiq.sinks.influxdb.escaping import (
+    escape_measurement,
+    escape_string_field,
+    escape_tag_value,
+)
 
 # Bounds of the encoder's caches (see LineEncoder): entries, and the largest attributes
 # JSON cached (bigger sets are rare and would make the cache large).
 PREFIX_CACHE_SIZE = 16_384
 ATTRIBUTES_CACHE_SIZE = 4096
 ATTRIBUTES_CACHE_MAX_BYTES = 2048
-
-_MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
-_TAG_CODES = {"%": "%25", "\\": "%5C", "\n": "%0A", "\r": "%0D"}
-_TAG_STORED = str.maketrans(_TAG_CODES)
-_TAG_LINE = str.maketrans({**_TAG_CODES, ",": "\\,", "=": "\\=", " ": "\\ "})
-_TAG_DECODE = {code[1:]: char for char, code in _TAG_CODES.items()}
-
-
-def escape_measurement(name: str) -> str:
-    """A measurement name escaped for line protocol; ValueError if it cannot be written."""
-    if not name:
-        raise ValueError("the measurement name is empty")
-    if "\n" in name or "\r" in name or "\\" in name:
-        raise ValueError("a measurement name cannot contain a newline or a backslash")
-    if name.startswith("#"):
-        raise ValueError("a measurement name cannot start with '#' (a comment line)")
-    return name.translate(_MEASUREMENT)
-
-
-def encode_tag_value(value: str) -> str:
-    """A tag value as InfluxDB stores it (the percent codes above); what queries compare to."""
-    return value.translate(_TAG_STORED)
-
-
-def escape_tag_value(value: str) -> str:
-    """A tag value as written in line protocol: percent codes, then ``,`` ``=`` and space."""
-    return value.translate(_TAG_LINE)
-
-
-def decode_tag_value(stored: str) -> str:
-    """Inverse of :func:`encode_tag_value`; a ``%`` that is not one of its codes stays."""
-    if "%" not in stored:
-        return stored
-    first, *rest = stored.split("%")
-    out = [first]
-    for part in rest:
-        char = _TAG_DECODE.get(part[:2])
-        out.append("%" + part if char is None else char + part[2:])
-    return "".join(out)
-
-
-def escape_string_field(value: str) -> str:
-    """A string field value's inside: backslash and double quote escaped."""
-    if "\\" in value or '"' in value:
-        return value.replace("\\", "\\\\").replace('"', '\\"')
-    return value
 
 
 class LineEncoder:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from homeiq.model import EventRecord, Origin, Source
-from homeiq.sinks.influxdb.lineprotocol import decode_tag_value
+from homeiq.sinks.influxdb.escaping import decode_tag_value
 
 # InfluxDB's time range is ±(2**63 - 2) ns; a bound outside it is clamped.
 _MIN_NS = -(2**63) + 2

@@ -34,9 +34,8 @@ from typing import TYPE_CHECKING, Literal
 
 from homeiq.model import EventRecord
 from homeiq.sinks.base import Activity, EventPage, EventQuery
-from homeiq.sinks.influxdb.lineprotocol import encode_tag_value
+from homeiq.sinks.influxdb.escaping import encode_tag_value, quote_ident, quote_literal
 from homeiq.sinks.influxdb.points import Point, record_from_point, tag, time_ns
-from homeiq.sinks.influxdb.sink import quote_ident, quote_literal
 from homeiq.sinks.reading import (
     SECOND_US,
     bucket_starts,

@@ -20,22 +20,20 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from homeiq.errors import QueryFailed
 from homeiq.model import EventRecord, Source
 from homeiq.settings import Settings
 from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
 from homeiq.sinks.influxdb import queries
-from homeiq.sinks.influxdb.lineprotocol import decode_tag_value, encode_tag_value
-from homeiq.sinks.influxdb.points import Point, points_of, record_from_point, tag, time_ns
-from homeiq.sinks.influxdb.sink import (
-    HTTPClient,
-    InfluxDBConfig,
-    error_text,
+from homeiq.sinks.influxdb.client import InfluxDBClient
+from homeiq.sinks.influxdb.config import InfluxDBConfig
+from homeiq.sinks.influxdb.escaping import (
+    decode_tag_value,
+    encode_tag_value,
     quote_ident,
     quote_literal,
 )
+from homeiq.sinks.influxdb.points import Point, points_of, record_from_point, tag, time_ns
 from homeiq.sinks.reading import NO_AREA
 
 PAGE_SIZE = 10_000
@@ -50,7 +48,7 @@ class InfluxDBReader:
             raise ValueError("page_size must be at least 1")
         self.config = config
         self.page_size = page_size
-        self.http = HTTPClient(config)
+        self.http = InfluxDBClient(config)
         measurement = quote_ident(config.measurement)
         if config.api == "v1" and config.retention_policy:
             measurement = f"{quote_ident(config.retention_policy)}.{measurement}"
@@ -84,23 +82,7 @@ class InfluxDBReader:
         return isinstance(error, str) and error.startswith("database not found")
 
     async def _results(self, q: str) -> list[dict[str, Any]]:
-        status, body = await self.http.request(
-            "POST", "/query", {"db": self.config.query_database, "epoch": "u"}, data={"q": q}
-        )
-        if status == 400:
-            text = self.config.scrub(error_text(body))
-            raise QueryFailed(f"InfluxDB refused the query: {text}")
-        if status != 200:
-            raise self.http.failure(status, body, "to a query")
-        try:
-            answer = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise QueryFailed(f"InfluxDB answered a query with non-JSON: {exc}") from exc
-        if not isinstance(answer, dict) or isinstance(answer.get("error"), str):
-            error = answer.get("error") if isinstance(answer, dict) else answer
-            raise QueryFailed(f"InfluxDB could not run a query: {error}")
-        results: list[dict[str, Any]] = answer.get("results") or []
-        return results
+        return await self.http.results(q, self.config.query_database, epoch="u")
 
     async def _page(self, select: str, where: list[str], after: int | None, n: int) -> list[Point]:
         """One page of an entity's points, oldest first, strictly after time ``after``."""

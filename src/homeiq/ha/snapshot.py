@@ -102,7 +102,6 @@ class StateSnapshot:
         self.taken = 0  # snapshots compared and queued (tests wait on it)
         self.recorded = 0  # states queued as snapshot records, in all
         self._task: asyncio.Task[None] | None = None
-        self._done = asyncio.Event()
 
     async def on_subscribed(self, conn: HAConnection) -> None:
         """Read Home Assistant's states now; compare and queue them in the background
@@ -113,12 +112,7 @@ class StateSnapshot:
             log.warning("no state snapshot at this connect: %s", exc)
             return
         await self._cancel()
-        self._done.clear()
         self._task = asyncio.create_task(self._record(states), name="state-snapshot")
-
-    async def wait_taken(self) -> None:
-        """Return once the latest snapshot was compared and queued."""
-        await self._done.wait()
 
     async def _record(self, states: Any) -> None:
         while True:
@@ -137,7 +131,6 @@ class StateSnapshot:
             await self.queue.offer(Incoming(snapshot_message(state), Source.SNAPSHOT))
         self.taken += 1
         self.recorded += len(missing)
-        self._done.set()
         log.info(
             "state snapshot: %d of %d entities recorded as baseline",
             len(missing),

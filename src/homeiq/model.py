@@ -17,6 +17,9 @@ class Source(enum.IntEnum):
     LIVE = 0
     BACKFILL = 1
     IMPORT = 2
+    # The state Home Assistant reported at a (re)connect, stored because the store's last
+    # row for the entity differed or was missing: a baseline, not an observed change.
+    SNAPSHOT = 3
 
 
 class Origin(enum.IntEnum):

@@ -14,10 +14,12 @@ import gc
 import logging
 from dataclasses import dataclass
 
+from homeiq.datadir import prepare_data_dir
 from homeiq.errors import ConfigError
 from homeiq.ha.backfill import Backfiller, rest_base_url
 from homeiq.ha.client import HAClient
 from homeiq.ha.gaps import GapFiller
+from homeiq.ha.snapshot import StateSnapshot
 from homeiq.ha.sync import RegistrySync
 from homeiq.lockfile import DataDirLock
 from homeiq.maintenance.alerts import Alerts
@@ -123,12 +125,7 @@ class Runtime:
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        try:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(
-                "HOMEIQ_DATA_DIR", f"cannot create {settings.data_dir}: {exc.strerror}"
-            ) from exc
+        prepare_data_dir(settings.data_dir)  # 0700, and an older install's files 0600
         # Checked before any store opens: a bad target fails startup, naming the setting.
         backup_targets = BackupService.targets_of(settings)
         self.metadata = MetadataStore.in_dir(settings.data_dir)
@@ -174,6 +171,7 @@ class Runtime:
             batch_max_age_s=settings.batch_max_age_s,
         )
         self.sync = RegistrySync(self.metadata, self.registry)
+        self.snapshot = StateSnapshot(self.reader, self.queue, self.delivery.wait_drained)
         self.gc = GarbageCollection()
         self.lock = DataDirLock(settings.data_dir)
         # Home Assistant is told of alerts once a source is configured (connect_to).
@@ -220,6 +218,7 @@ class Runtime:
                 overlap_s=s.backfill_overlap_s,
             )
             self.delivery.on_gap = self.gaps.wake
+            self.snapshot.backfill_idle = self.gaps.wait_idle  # backfill's rows come first
         self.client = HAClient(
             url,
             token,
@@ -228,6 +227,7 @@ class Runtime:
             on_connected=self.sync.on_connected,
             on_registry_event=self.sync.on_registry_event,
             on_subscribed=self.gaps.on_subscribed if self.gaps is not None else None,
+            on_streaming=self.snapshot.on_subscribed,
             reconnect_min_s=s.ha_reconnect_min_s,
             reconnect_max_s=s.ha_reconnect_max_s,
             heartbeat_s=s.ha_heartbeat_s,
@@ -287,6 +287,7 @@ class Runtime:
         if self.backfiller is not None:
             await self.backfiller.close()
         await self.sync.close()
+        await self.snapshot.close()
         self.writer.stop()
         try:
             await self._drain_writer()

@@ -17,6 +17,7 @@ from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 from homeiq.sinks.influxdb import InfluxDBReader
 from homeiq.sinks.sqlite import SQLiteEventStore
+from tests.integration.baseline import assert_stored_once, state_keys
 from tests.support.influxdb import InfluxDBServer, influx_settings
 from tests.support.process import HomeIQProcess
 from tests.support.wait import async_wait_until
@@ -109,6 +110,7 @@ async def test_kill_9_mid_stream_then_restart_stores_every_event_once(
             "HOMEIQ_INFLUXDB_DATABASE": database,
         }
         view = InfluxView(server, influx_settings(server.url, database))
+    initial = state_keys(sim)
     homeiq = HomeIQProcess(sim.url, sim.token, data_dir, **env)
     try:
         await async_wait_until(lambda: sim.state_subscribers == 1, timeout=30)
@@ -129,8 +131,7 @@ async def test_kill_9_mid_stream_then_restart_stores_every_event_once(
         code = homeiq.stop()
     assert code == 0, homeiq.log()
     keys, total, by_source = await view.rows()
-    assert keys == expected
-    assert total == len(expected)  # each exactly once
+    assert_stored_once(keys, total, expected, initial)
     assert by_source.get("backfill", 0) >= 300  # the gap came back from HA's history
     assert "Traceback" not in homeiq.log()
 
@@ -147,6 +148,7 @@ async def test_dropped_connections_and_a_restarted_home_assistant_lose_nothing(
     )
     runtime = Runtime(settings)
     runtime.connect_to(sim.url, sim.token)
+    initial = state_keys(sim)
     await runtime.start()
     try:
         await async_wait_until(lambda: sim.state_subscribers == 1, timeout=30)
@@ -174,8 +176,7 @@ async def test_dropped_connections_and_a_restarted_home_assistant_lose_nothing(
     finally:
         await runtime.stop()
     keys, total, _ = await SQLiteView(tmp_path).rows()
-    assert keys == expected
-    assert total == len(expected)
+    assert_stored_once(keys, total, expected, initial)
     assert (
         runtime.metrics.value("homeiq_ha_disconnects_total", {"reason": "SourceUnavailable"}) >= 4
     )

@@ -20,6 +20,7 @@ from homeiq.ha.simulator import Simulator
 from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 from homeiq.sinks.influxdb import InfluxDBReader
+from tests.integration.baseline import assert_stored_once, state_keys
 from tests.support.influxdb import InfluxDBServer, influxd_binary
 from tests.support.wait import async_wait_until
 
@@ -121,6 +122,7 @@ async def test_influxdb_down_for_30_seconds_loses_nothing(
     settings = settings_for(tmp_path, influx)
     runtime = Runtime(settings)
     runtime.connect_to(sim.url, sim.token)
+    initial = state_keys(sim)
     await start_streaming(runtime, sim)
     await async_wait_until(lambda: runtime.stats().stored >= 500, timeout=60)
 
@@ -142,8 +144,7 @@ async def test_influxdb_down_for_30_seconds_loses_nothing(
     await async_wait_until(lambda: runtime.spool.empty, timeout=60)
     expected = await finish(runtime, sim, settings)
 
-    assert await stored_keys(settings) == expected
-    assert point_count(influx) == len(expected)  # each exactly once
+    assert_stored_once(await stored_keys(settings), point_count(influx), expected, initial)
     assert runtime.metrics.value("homeiq_sink_breaker_state", {"sink": "influxdb"}) == 0
     assert runtime.metrics.value("homeiq_spool_events") == 0
 
@@ -156,6 +157,7 @@ async def test_full_spool_applies_its_policy_alerts_and_backfill_refills_the_gap
     runtime = Runtime(settings)
     runtime.connect_to(sim.url, sim.token)
     caplog.set_level(logging.ERROR, logger="homeiq")
+    initial = state_keys(sim)
     await start_streaming(runtime, sim)
 
     dropped = "homeiq_spool_dropped_events_total"
@@ -181,6 +183,5 @@ async def test_full_spool_applies_its_policy_alerts_and_backfill_refills_the_gap
     # from Home Assistant's history, so in the end nothing is missing.
     await asyncio.to_thread(influx.start)
     expected = await finish(runtime, sim, settings)
-    assert await stored_keys(settings) == expected
-    assert point_count(influx) == len(expected)
+    assert_stored_once(await stored_keys(settings), point_count(influx), expected, initial)
     assert runtime.metrics.value("homeiq_backfill_events_total", {"outcome": "stored"}) > 0

@@ -34,6 +34,7 @@ import pytest
 
 from homeiq.ha.simulator import Simulator
 from homeiq.metadata.store import MetadataStore
+from homeiq.pipeline.normalize import parse_time_us
 from homeiq.runtime import Runtime
 from homeiq.settings import ENV_PREFIX, load_settings
 from homeiq.sinks.sqlite import SQLiteEventStore
@@ -612,6 +613,16 @@ async def test_bad_messages_mixed_into_a_valid_stream(
             client = runtime.client
             assert client is not None and client._state_subscription is not None
             assert len(sim.emitted) == 0
+            # The baseline snapshot (ha/snapshot.py) of the still home: every state, once.
+            await async_wait_until(
+                lambda: _alive(watch) or runtime.snapshot.taken == 1,
+                timeout=WAIT_S,
+                message="the state snapshot",
+            )
+            states = [sim.get_state(e) for e in sim.entity_ids]
+            baseline = {
+                (s["entity_id"], parse_time_us(s["last_updated"], "t")) for s in states if s
+            }
             bad = BadInput(SEED, client._state_subscription, time.time_ns() // 1000, crashers)
             sim.resume()
 
@@ -643,7 +654,8 @@ async def test_bad_messages_mixed_into_a_valid_stream(
             assert len(emitted) == len(sim.emitted), "simulator keys are unique"
             assert len(set(extra_keys)) == len(extra_keys)
             assert not emitted & set(extra_keys)
-            expected = emitted | set(extra_keys)
+            assert not emitted & baseline
+            expected = emitted | set(extra_keys) | baseline
 
             metrics = runtime.metrics
             await async_wait_until(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -132,6 +133,7 @@ class HAClient:
         on_connected: OnConnected | None = None,
         on_registry_event: OnRegistryEvent | None = None,
         on_subscribed: OnSubscribed | None = None,
+        on_streaming: OnConnected | None = None,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
         heartbeat_s: float = 30.0,
@@ -144,6 +146,7 @@ class HAClient:
         self.on_connected = on_connected
         self.on_registry_event = on_registry_event
         self.on_subscribed = on_subscribed
+        self.on_streaming = on_streaming
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self.heartbeat_s = heartbeat_s
@@ -159,20 +162,18 @@ class HAClient:
         Returns only by cancellation; raises :class:`AuthenticationFailed` when the token
         is rejected, because retrying a bad token gets the client banned.
         """
-        attempt = 0
+        attempt = retries = 0
         async with aiohttp.ClientSession() as session:
             while True:
-                reason = "closed"
+                reason, problem = "closed", "connection closed"
                 try:
                     await self._session(session)
                 except AuthenticationFailed:
                     raise
                 except (SourceUnavailable, ProtocolError) as exc:
-                    reason = type(exc).__name__
-                    log.warning("Home Assistant connection lost: %s", exc)
+                    reason, problem = type(exc).__name__, f"connection lost: {exc}"
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                    reason = type(exc).__name__
-                    log.warning("cannot reach Home Assistant at %s: %s", self.url, exc)
+                    reason, problem = type(exc).__name__, connection_error(exc, self.url)
                 finally:
                     was_up = self.connected.is_set()
                     self.connected.clear()
@@ -180,10 +181,17 @@ class HAClient:
                     self.connection = None
                 if was_up:
                     self.metrics.ha_disconnects.labels(reason).inc()
-                    attempt = 0  # it was up: start the backoff afresh
+                    attempt = retries = 0  # it was up: start the backoff afresh
                 delay = min(self.reconnect_max_s, self.reconnect_min_s * 2**attempt)
-                attempt = min(attempt + 1, 30)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay *= random.uniform(0.5, 1.0)
+                attempt, retries = min(attempt + 1, 30), retries + 1
+                log.warning(
+                    "Home Assistant: %s; reconnecting in %.1f s (attempt %d)",
+                    problem,
+                    delay,
+                    retries,
+                )
+                await asyncio.sleep(delay)
 
     async def _session(self, session: aiohttp.ClientSession) -> None:
         async with session.ws_connect(
@@ -270,6 +278,10 @@ class HAClient:
         # (since the last stored event) is backfill's to fetch.
         if self.on_subscribed is not None:
             self.on_subscribed()
+        # Then the state snapshot: states read now and the stream overlap, so no change
+        # falls between them.
+        if self.on_streaming is not None:
+            await self.on_streaming(conn)
 
     async def _heartbeat(self, conn: HAConnection) -> None:
         while True:
@@ -327,6 +339,20 @@ class HAClient:
         if raw is None:
             raw = payload.encode() if isinstance(payload, str) else payload_bytes(payload)
         await self.queue.offer(DeadLetter(reason, detail, raw, now_us()))
+
+
+def connection_error(exc: BaseException, url: str) -> str:
+    """A failure to connect in one short line, without aiohttp's ``ssl:default`` noise:
+    "cannot connect to 127.0.0.1:8123: connection refused"."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error = exc.os_error
+        # asyncio's strerror is "Connect call failed (...)": the errno says it plainly.
+        cause = os.strerror(error.errno) if error.errno else str(error) or type(error).__name__
+        return f"cannot connect to {exc.host}:{exc.port}: {cause[:1].lower()}{cause[1:]}"
+    if isinstance(exc, TimeoutError):
+        return f"no answer from {url} in time"
+    text = str(exc) or type(exc).__name__
+    return f"cannot reach {url}: {text}"
 
 
 def _only_events(frame: str | bytes) -> bool:

@@ -154,6 +154,12 @@ class EventReader(Protocol):
         empty, which is cheaper to read.
         """
 
+    async def last_states(
+        self, entity_ids: Sequence[str], before: int | None = None
+    ) -> dict[str, EventRecord]:
+        """Each entity's newest stored event with ``time < before`` (None = the newest of
+        all), without attributes; entities with none are not keys."""
+
     async def by_context(
         self, context_ids: Sequence[str], *, around: int | None = None
     ) -> list[EventRecord]:

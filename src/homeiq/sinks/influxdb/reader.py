@@ -209,6 +209,35 @@ class InfluxDBReader:
             self, entity_ids, start, end, include_start_state, attributes
         )
 
+    async def last_states(
+        self, entity_ids: Sequence[str], before: int | None = None
+    ) -> dict[str, EventRecord]:
+        """Each entity's newest point before ``before`` (None = newest), no attributes.
+
+        One statement per chunk of entities: ``GROUP BY "entity_id"`` with ``LIMIT 1``
+        answers one point per entity (the series of an entity that moved area are one
+        group), where a query per entity would open every shard once per entity.
+        """
+        wanted = list(dict.fromkeys(entity_ids))
+        found: dict[str, EventRecord] = {}
+        for first in range(0, len(wanted), queries.VALUES_PER_QUERY):
+            where = [
+                queries.any_of(
+                    "entity_id", wanted[first : first + queries.VALUES_PER_QUERY], is_tag=True
+                )
+            ]
+            if before is not None:
+                where.append(f"time < {time_ns(before)}")
+            statement = (
+                f"SELECT {queries.columns(False)} FROM {self.from_clause}"
+                f' WHERE {" AND ".join(where)} GROUP BY "entity_id" ORDER BY time DESC LIMIT 1'
+            )
+            for point in (await self.query(statement))[0]:
+                record = record_from_point(point)
+                if record is not None:
+                    found[record.entity_id] = record
+        return found
+
     async def by_context(
         self, context_ids: Sequence[str], *, around: int | None = None
     ) -> list[EventRecord]:

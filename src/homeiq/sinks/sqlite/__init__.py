@@ -147,6 +147,13 @@ class StoreReads(ABC):
         )
         return found
 
+    async def last_states(
+        self, entity_ids: Sequence[str], before: int | None = None
+    ) -> dict[str, EventRecord]:
+        """Each entity's newest event before ``before`` (None = newest), no attributes."""
+        found: dict[str, EventRecord] = await self._run("last_states", list(entity_ids), before)
+        return found
+
     async def by_context(
         self, context_ids: Sequence[str], *, around: int | None = None
     ) -> list[EventRecord]:

@@ -357,6 +357,17 @@ def history_many(
     return result
 
 
+def last_states(
+    conn: sqlite3.Connection, entity_ids: Sequence[str], before: int | None
+) -> dict[str, EventRecord]:
+    """Each stored entity's newest event before ``before``, without attributes: seeks."""
+    sql = select(attributes=False) + "WHERE e.entity = ? AND e.time < ? ORDER BY e.time DESC"
+    high = MAX_TIME if before is None else _clamp(before)
+    ids = _ids_of(conn, entity_ids).items()
+    rows = ((name, conn.execute(sql + " LIMIT 1", (ident, high)).fetchone()) for name, ident in ids)
+    return {name: record(row) for name, row in rows if row is not None}
+
+
 def by_context(
     conn: sqlite3.Connection,
     context_ids: Sequence[str],

@@ -361,6 +361,13 @@ class SQLiteEventStore:
                 self._conn, entity_ids, start, end, include_start_state, attributes
             )
 
+    def last_states(
+        self, entity_ids: Sequence[str], before: int | None = None
+    ) -> dict[str, EventRecord]:
+        """Each entity's newest event before ``before`` (None = newest), no attributes."""
+        with self._lock:
+            return queries.last_states(self._conn, entity_ids, before)
+
     def by_context(
         self, context_ids: Sequence[str], around: int | None = None
     ) -> list[EventRecord]:

@@ -20,9 +20,10 @@ import httpx
 import orjson
 import pytest
 
-import homeiq.cli as cli
+import homeiq.cli.serve as serve_cli
 from homeiq.api.auth import hash_key
 from homeiq.cli import main, parse_since
+from homeiq.cli import reading as reading_cli
 from homeiq.ha.simulator import Simulator
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.metadata.store import METADATA_DB, MetadataStore
@@ -486,13 +487,37 @@ def test_query_limit_keeps_the_oldest_rows(
     assert [r[1] for r in rows[1:]] == ["20.5", "21.0"]
 
 
-def test_query_of_unknown_entity_or_empty_range(
+def test_query_of_an_unknown_entity_names_close_matches(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["query", "sensor.nope"]) == 0
-    assert capsys.readouterr().out == "no events for sensor.nope in that range\n"
+    assert main(["query", "sensor.xx"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "homeiq: no such entity: sensor.xx; did you mean sensor.x?\n"
+    # Malformed (no domain): matched on the object id.
+    assert main(["query", "hall"]) == 1
+    assert capsys.readouterr().err == "homeiq: no such entity: hall; did you mean light.hall?\n"
+    assert main(["query", "climate.nothing_like_it"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("homeiq: no such entity: climate.nothing_like_it")
+    assert "did you mean" not in err
+
+
+def test_query_of_a_known_entity_with_nothing_in_the_range(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["query", "sensor.x", "--since", "2024-05-01T11:00:00+00:00"]) == 0
     assert capsys.readouterr().out == "no events for sensor.x in that range\n"
+    assert main(["query", "sensor.x", "--until", "2024-05-01T09:00:00+00:00"]) == 0
+    assert capsys.readouterr().out == "no events for sensor.x in that range\n"
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "x"])
+def test_query_limit_must_be_at_least_one(limit: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["query", "sensor.x", "--limit", limit])
+    assert exc.value.code == 2
+    assert "--limit" in capsys.readouterr().err
 
 
 def test_query_spans_are_relative_to_now(
@@ -599,7 +624,7 @@ def run_demo(
 ) -> tuple[str, dict[str, int]]:
     monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
     monkeypatch.setenv("HOMEIQ_BATCH_MAX_AGE_S", "0.1")
-    monkeypatch.setattr(cli, "_install_signal_handlers", stop_after(seconds))
+    monkeypatch.setattr(serve_cli, "_install_signal_handlers", stop_after(seconds))
     assert main(["demo", "--rate", "200"]) == 0
     out = capsys.readouterr().out
     last = out.rstrip("\n").splitlines()[-1]
@@ -708,7 +733,7 @@ def test_run_captures_the_simulator_until_stopped(
         monkeypatch.setenv("HOMEIQ_HA_TOKEN_FILE", str(token_file))
         monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
         monkeypatch.setenv("HOMEIQ_BATCH_MAX_AGE_S", "0.1")
-        monkeypatch.setattr(cli, "_install_signal_handlers", stop_after(1.5))
+        monkeypatch.setattr(serve_cli, "_install_signal_handlers", stop_after(1.5))
         assert main(["run"]) == 0
     # The simulator has stopped: its record is complete and no longer changing.
     emitted = sim.emitted.keys()
@@ -745,7 +770,7 @@ def test_run_with_a_rejected_token_fails_without_retrying(
         monkeypatch.setenv("HOMEIQ_HA_TOKEN", wrong)
         monkeypatch.setenv("HOMEIQ_DATA_DIR", str(tmp_path / "data"))
         # If `run` kept retrying, this would end it (with exit 0) after 10 s.
-        monkeypatch.setattr(cli, "_install_signal_handlers", stop_after(10.0))
+        monkeypatch.setattr(serve_cli, "_install_signal_handlers", stop_after(10.0))
         assert main(["run"]) == 1
     assert sim.stats.auth_invalid == 1
     assert sim.stats.auth_ok == 0
@@ -765,7 +790,7 @@ def test_run_fails_when_home_assistant_rejects_every_token(
         monkeypatch.setenv("HOMEIQ_HA_URL", sim.url)
         monkeypatch.setenv("HOMEIQ_HA_TOKEN", TOKEN)
         monkeypatch.setenv("HOMEIQ_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.setattr(cli, "_install_signal_handlers", stop_after(10.0))
+        monkeypatch.setattr(serve_cli, "_install_signal_handlers", stop_after(10.0))
         assert main(["run"]) == 1
     assert sim.stats.auth_invalid == 1
     assert "rejected the access token" in capsys.readouterr().err
@@ -879,7 +904,9 @@ def test_run_serves_the_api_with_an_admin_key_made_on_first_start(
         monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
         monkeypatch.setenv("HOMEIQ_API_PORT", str(port))
         first: dict[str, Any] = {}
-        monkeypatch.setattr(cli, "_install_signal_handlers", probe_api_then_stop(port, data, first))
+        monkeypatch.setattr(
+            serve_cli, "_install_signal_handlers", probe_api_then_stop(port, data, first)
+        )
         assert main(["run"]) == 0
         err = capsys.readouterr().err
         key_file = data / "admin.key"
@@ -895,7 +922,7 @@ def test_run_serves_the_api_with_an_admin_key_made_on_first_start(
         # The next start finds a key: no new one, the file untouched, nothing said.
         second: dict[str, Any] = {}
         monkeypatch.setattr(
-            cli, "_install_signal_handlers", probe_api_then_stop(port, data, second)
+            serve_cli, "_install_signal_handlers", probe_api_then_stop(port, data, second)
         )
         assert main(["run"]) == 0
         err = capsys.readouterr().err
@@ -956,7 +983,7 @@ def test_logs_never_show_influxdb_secrets(
         logging.getLogger("homeiq.somewhere").error("connecting with %s and %s", password, token)
         return 0
 
-    monkeypatch.setattr(cli, "cmd_status", careless_status)
+    monkeypatch.setattr(reading_cli, "cmd_status", careless_status)
     assert main(["status"]) == 0
     err = capsys.readouterr().err
     assert "connecting with <redacted> and <redacted>" in err

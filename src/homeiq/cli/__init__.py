@@ -23,7 +23,7 @@ from homeiq.cli.failures import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
-    check_data_dir_writable,
+    check_data_dir,
     describe,
 )
 from homeiq.cli.output import parse_since
@@ -83,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.log_format,
             [value.get_secret_value() for value in hidden if value is not None],
         )
-        if getattr(args, "writes_data_dir", False):
-            check_data_dir_writable(settings.data_dir)
+        if getattr(args, "uses_data_dir", True):
+            check_data_dir(settings.data_dir, writes=getattr(args, "writes_data_dir", False))
         code = int(args.func(settings, args))
         sys.stdout.flush()  # here, not at exit: a closed pipe is reported like the rest
         return code

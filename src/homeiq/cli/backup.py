@@ -11,15 +11,13 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
-from homeiq.maintenance.backup.crypto import new_identity
-from homeiq.maintenance.backup.service import BackupService
-from homeiq.metadata.store import METADATA_DB, MetadataStore
-from homeiq.observability.metrics import Metrics
 from homeiq.settings import Settings
+
+if TYPE_CHECKING:
+    from homeiq.maintenance.backup.service import BackupService
+    from homeiq.metadata.store import MetadataStore
 
 
 class _Bars:
@@ -27,6 +25,9 @@ class _Bars:
     when stderr is not a terminal, as in cron jobs and logs."""
 
     def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
         self._bars: dict[str, Any] = {}  # tqdm bars (its stubs type the iterable)
         # No monitor thread: it only tames bars updated too rarely, and would outlive us.
         tqdm.monitor_interval = 0
@@ -37,7 +38,7 @@ class _Bars:
             for other in self._bars.values():
                 other.close()
             unit = "B" if step.startswith(("snapshot", "pack", "checksum", "copy")) else "it"
-            bar = self._bars[step] = tqdm(
+            bar = self._bars[step] = self._tqdm(
                 total=total, desc=step, unit=unit, unit_scale=True, leave=False,
                 file=sys.stderr, disable=None,
             )  # fmt: skip
@@ -51,6 +52,10 @@ class _Bars:
 
 
 def _backup_service(settings: Settings) -> tuple[BackupService, MetadataStore | None]:
+    from homeiq.maintenance.backup.service import BackupService
+    from homeiq.metadata.store import METADATA_DB, MetadataStore
+    from homeiq.observability.metrics import Metrics
+
     metadata = None
     if (settings.data_dir / METADATA_DB).exists():
         metadata = MetadataStore.in_dir(settings.data_dir)
@@ -158,6 +163,8 @@ def cmd_backup_prune(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_backup_keygen(_settings: Settings, args: argparse.Namespace) -> int:
     """Write a new age identity to a file (mode 0600) and print its public key."""
+    from homeiq.maintenance.backup.crypto import new_identity
+
     identity, recipient = new_identity()
     path: Path = args.output
     try:
@@ -213,4 +220,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b.set_defaults(func=cmd_backup_prune)
     b = backup_sub.add_parser("keygen", help="make an age key pair for HOMEIQ_BACKUP_RECIPIENTS")
     b.add_argument("output", type=Path, help="file for the secret identity (created, 0600)")
-    b.set_defaults(func=cmd_backup_keygen)
+    b.set_defaults(func=cmd_backup_keygen, uses_data_dir=False)

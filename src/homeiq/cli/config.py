@@ -20,4 +20,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("config", help="inspect the configuration")
     config_sub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = config_sub.add_parser("show", help="print effective settings, secrets redacted")
-    show.set_defaults(func=cmd_config_show)
+    show.set_defaults(func=cmd_config_show, uses_data_dir=False)

@@ -27,6 +27,8 @@ exit codes:
   2    configuration or usage error (a bad setting or argument; the message names it)
   130  interrupted (Ctrl-C)"""
 
+# Optional dependencies and the extra that installs each.
+_EXTRAS = {"boto3": "s3", "botocore": "s3"}
 _DATA_DIR_HINT = "make it writable by this user, or choose another HOMEIQ_DATA_DIR"
 
 
@@ -40,6 +42,10 @@ def describe(exc: BaseException, data_dir: Path | None) -> tuple[str, int]:
         return _sqlite(exc, data_dir)
     if isinstance(exc, OSError):
         return _os_error(exc, data_dir)
+    if isinstance(exc, ModuleNotFoundError):  # an optional extra that is not installed
+        extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+        fix = f"pip install 'homeiq[{extra}]'" if extra else "reinstall HomeIQ"
+        return f"the Python module {exc.name} is not installed: {fix}", EXIT_USAGE
     return f"internal error: {type(exc).__name__}: {exc}", EXIT_FAILURE
 
 
@@ -49,7 +55,7 @@ def _sqlite(exc: sqlite3.Error, data_dir: Path | None) -> tuple[str, int]:
     if "unable to open database file" in text:
         return (
             f"configuration error: HOMEIQ_DATA_DIR: cannot open the databases in {where}"
-            f" ({text}): it must be a directory this user can write; {_DATA_DIR_HINT}",
+            f" ({text}); {_DATA_DIR_HINT}",
             EXIT_USAGE,
         )
     if "readonly database" in text:
@@ -71,11 +77,13 @@ def _os_error(exc: OSError, data_dir: Path | None) -> tuple[str, int]:
     return f"{path}: {what}", EXIT_FAILURE
 
 
-def check_data_dir_writable(data_dir: Path) -> None:
-    """ConfigError saying what to do when a command that writes cannot write ``data_dir``.
+def check_data_dir(data_dir: Path, *, writes: bool) -> None:
+    """ConfigError saying what to do when ``data_dir`` is not a directory, or when a
+    command that writes (``writes``) cannot write it.
 
     Checked up front so the user reads one sentence naming the path, not SQLite's
-    "unable to open database file". (A missing directory is created by the command.)
+    "unable to open database file" or mkdir's "File exists". (A missing directory is
+    created by the commands that write, and reported by those that read.)
     """
     if not data_dir.exists():
         return
@@ -84,6 +92,8 @@ def check_data_dir_writable(data_dir: Path) -> None:
             "HOMEIQ_DATA_DIR",
             f"{data_dir} is a file, not a directory: point HOMEIQ_DATA_DIR at a directory",
         )
+    if not writes:
+        return
     if not os.access(data_dir, os.W_OK | os.X_OK):
         raise ConfigError("HOMEIQ_DATA_DIR", f"{data_dir} is not writable; {_DATA_DIR_HINT}")
     for db in sorted(data_dir.glob("*.db")):

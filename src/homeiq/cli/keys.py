@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from homeiq.api.scopes import SCOPES
 from homeiq.cli.output import table, when
 from homeiq.errors import ConfigError
-from homeiq.metadata.store import METADATA_DB, MetadataStore
 from homeiq.settings import Settings
+
+if TYPE_CHECKING:
+    from homeiq.metadata.store import MetadataStore
 
 
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     """Create an API key and print it (the only time it is shown)."""
     from homeiq.api.auth import create_key
+    from homeiq.metadata.store import MetadataStore
 
     metadata = MetadataStore.in_dir(settings.data_dir)
     try:
@@ -35,6 +39,8 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _existing_metadata(settings: Settings) -> MetadataStore:
+    from homeiq.metadata.store import METADATA_DB, MetadataStore
+
     path = settings.data_dir / METADATA_DB
     if not path.exists():
         raise ConfigError("HOMEIQ_DATA_DIR", f"no metadata at {path} (run homeiq first)")

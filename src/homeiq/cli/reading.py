@@ -12,18 +12,17 @@ import difflib
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from homeiq.cli.output import parse_since, positive_int, table
 from homeiq.errors import ConfigError
-from homeiq.maintenance.rollups import RollupStore
-from homeiq.maintenance.statistics import RollupMaintainer, rebuild_range
-from homeiq.metadata.store import METADATA_DB, MetadataStore
-from homeiq.pipeline.normalize import format_time_us
 from homeiq.settings import Settings
-from homeiq.sinks.base import EventReader
-from homeiq.sinks.influxdb import InfluxDBReader
-from homeiq.sinks.sqlite import EVENTS_DB, AsyncStore, SQLiteEventStore
+
+if TYPE_CHECKING:
+    from homeiq.sinks.base import EventReader
+
+# The stores are imported by the functions that use them: building the parser (every
+# command, --help, a usage error) stays fast.
 
 T = TypeVar("T")
 
@@ -34,7 +33,10 @@ _FOREVER_US = 2**61
 
 def _read(settings: Settings, query: Callable[[EventReader], Coroutine[Any, Any, T]]) -> T:
     """Run one query against the configured store, read-only."""
+    from homeiq.sinks.sqlite import EVENTS_DB, AsyncStore, SQLiteEventStore
+
     if settings.store == "influxdb":
+        from homeiq.sinks.influxdb import InfluxDBReader
 
         async def over_http() -> T:
             reader = InfluxDBReader.from_settings(settings)
@@ -74,6 +76,7 @@ def no_such_entity(entity_id: str, known: list[str]) -> str:
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
     """Print an entity's stored history as a table."""
+    from homeiq.pipeline.normalize import format_time_us
 
     async def run(reader: EventReader) -> tuple[list[Any], list[str] | None]:
         records = await reader.history(args.entity_id, args.since, args.until, args.limit)
@@ -108,6 +111,9 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
     """Print counts per domain and area, the last event time and the dead letters."""
+    from homeiq.metadata.store import METADATA_DB, MetadataStore
+    from homeiq.pipeline.normalize import format_time_us
+
     summary = _read(settings, lambda reader: reader.summary())
     rejected: dict[str, int] = {}
     if (settings.data_dir / METADATA_DB).exists():
@@ -134,6 +140,10 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_rollups_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     """Recompute the statistics rollups from the stored events."""
+    from homeiq.maintenance.rollups import RollupStore
+    from homeiq.maintenance.statistics import RollupMaintainer, rebuild_range
+    from homeiq.pipeline.normalize import format_time_us
+
     end = int(time.time() * 1_000_000)
     start = args.since
 
@@ -173,4 +183,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rebuild.add_argument(
         "--entity", action="append", help="only this entity (repeatable; default: all)"
     )
-    rebuild.set_defaults(func=cmd_rollups_rebuild)
+    rebuild.set_defaults(func=cmd_rollups_rebuild, writes_data_dir=True)

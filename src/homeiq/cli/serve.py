@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 
 from homeiq.errors import HomeIQError
 from homeiq.lockfile import DataDirLock
-from homeiq.runtime import Runtime, ha_source
 from homeiq.settings import Settings
 
 if TYPE_CHECKING:
     from homeiq.api.server import ApiServer
     from homeiq.ha.simulator import Simulator
+    from homeiq.runtime import Runtime
 
 log = logging.getLogger("homeiq")
 
@@ -57,6 +57,8 @@ class Session:
 
     async def open(self) -> tuple[str, str]:
         """Home Assistant's URL and token."""
+        from homeiq.runtime import ha_source
+
         return ha_source(self.settings)
 
     def banner(self, runtime: Runtime, sock: socket.socket | None) -> None:
@@ -91,6 +93,8 @@ async def serve(settings: Settings, session: Session, api_socket: socket.socket 
     lock.acquire()
     try:
         url, token = await session.open()
+        from homeiq.runtime import Runtime  # the whole pipeline: only serving needs it
+
         runtime = Runtime(settings)
         runtime.lock = lock  # held already: start() finds it taken by this process
         if api_socket is not None:
@@ -158,6 +162,8 @@ def _serve_command(settings: Settings, session: Session) -> int:
 
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     """Capture Home Assistant state changes until stopped."""
+    from homeiq.runtime import ha_source
+
     ha_source(settings)  # a missing URL or token fails before anything is created on disk
     return _serve_command(settings, Session(settings))
 

@@ -48,4 +48,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--rate", type=float, default=10.0, help="events/s (0 = as fast as possible)")
     p.add_argument("--count", type=int, default=None, help="stop the stream after N events")
     p.add_argument("--seed", type=int, default=1, help="seed of the simulated home")
-    p.set_defaults(func=cmd_simulate)
+    p.set_defaults(func=cmd_simulate, uses_data_dir=False)

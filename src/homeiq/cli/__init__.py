@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.register(sub)
     reading.register(sub)
     keys.register(sub)
+    reading.register_rollups(sub)
     backup.register(sub)
     config.register(sub)
     return parser

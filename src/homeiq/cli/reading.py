@@ -161,7 +161,7 @@ def cmd_rollups_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add query, status and rollups to the ``homeiq`` parser."""
+    """Add query and status to the ``homeiq`` parser."""
     p = sub.add_parser(
         "query",
         help="print an entity's stored history",
@@ -176,6 +176,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="counts per domain and area, last event time, dead letters")
     p.set_defaults(func=cmd_status)
 
+
+def register_rollups(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``rollups rebuild`` to the ``homeiq`` parser."""
     p = sub.add_parser("rollups", help="statistics rollups: rebuild a range")
     rollups_sub = p.add_subparsers(dest="rollups_command", required=True, metavar="ACTION")
     rebuild = rollups_sub.add_parser("rebuild", help="recompute rollups from stored events")

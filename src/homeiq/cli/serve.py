@@ -288,8 +288,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "run",
         help="capture a real Home Assistant (HOMEIQ_HA_URL, _TOKEN)",
-        description="Capture every state change of a Home Assistant until stopped (Ctrl-C,"
-        " SIGTERM), and serve the HTTP API.",
+        description="Capture every state change of a Home Assistant until stopped (Ctrl-C,\n"
+        "SIGTERM), and serve the HTTP API.",
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

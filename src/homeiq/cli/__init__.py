@@ -68,8 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``homeiq`` console script; returns the exit code."""
-    # Every file HomeIQ creates (databases, keys, archives) is private to its user.
-    os.umask(0o077)
+    # Every file HomeIQ creates (databases, keys, archives) is private to its user. Put
+    # back on return: main() also runs inside other processes (tests, benchmarks).
+    umask = os.umask(0o077)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(umask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     data_dir: Path | None = None
     try:
         args = build_parser().parse_args(argv)  # usage errors: argparse exits 2

@@ -127,7 +127,7 @@ async def _serve_started(
             await asyncio.wait(
                 {waiter, stopper}, timeout=session.tick_s, return_when=asyncio.FIRST_COMPLETED
             )
-            if session.tick_s is not None and not stopper.done():
+            if session.tick_s is not None:  # also when stopping: a last live line
                 session.tick(runtime)
         if waiter.done():
             waiter.result()  # a component failed: its error is the command's

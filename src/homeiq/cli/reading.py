@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 # An entity the demo's simulated home always has (the README and --help use it).
 EXAMPLE_ENTITY = "sensor.living_room_multisensor_temperature"
-_FOREVER_US = 2**61
+_YEAR_US = 366 * 86_400_000_000
 
 
 def _read(settings: Settings, query: Callable[[EventReader], Coroutine[Any, Any, T]]) -> T:
@@ -58,10 +58,10 @@ def _read(settings: Settings, query: Callable[[EventReader], Coroutine[Any, Any,
 
 async def known_entities(reader: EventReader) -> list[str]:
     """Every entity id the store holds events of (for "did you mean")."""
-    # A couple of huge buckets over all time: only the per-entity counts are wanted.
-    activity = await reader.activity(
-        -_FOREVER_US, _FOREVER_US, bucket_s=_FOREVER_US // 1_000_000, top=1_000_000
-    )
+    # From 1970 to a year ahead (InfluxDB counts time in int64 ns: no wider), in one or
+    # two buckets: only the per-entity counts are wanted.
+    end = int(time.time() * 1_000_000) + _YEAR_US
+    activity = await reader.activity(0, end, bucket_s=end // 1_000_000, top=1_000_000)
     return [entity_id for entity_id, _ in activity.top_entities]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from homeiq.cli.failures import describe
 from homeiq.metadata.store import MetadataStore
 from homeiq.model import EventRecord
 from homeiq.sinks.sqlite import EVENTS_DB, SQLiteEventStore
@@ -289,3 +291,27 @@ def check(case: Case, outcomes: Results) -> None:
     assert case.message.format(**fill) in got.err, got.err
     said = [line for line in got.err.splitlines() if line.startswith("homeiq")]
     assert len(said) == 1, got.err  # one message, not one per layer
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message"),
+    [
+        (PermissionError(13, "Permission denied", "/srv/x"), 1,
+         "cannot use /srv/x (Permission denied): check its owner and permissions"),
+        (FileNotFoundError(2, "No such file or directory", "/srv/y"), 1,
+         "/srv/y: No such file or directory"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), 2,
+         "configuration error: HOMEIQ_DATA_DIR: the databases in /data are read-only for this"
+         " user (attempt to write a readonly database); make it writable by this user, or"
+         " choose another HOMEIQ_DATA_DIR"),
+        (sqlite3.DatabaseError("file is not a database"), 1,
+         "sqlite: file is not a database (in /data)"),
+        (ModuleNotFoundError("No module named 'boto3'", name="boto3"), 2,
+         "the Python module boto3 is not installed: pip install 'homeiq[s3]'"),
+        (RuntimeError("surprise"), 1, "internal error: RuntimeError: surprise"),
+    ],
+)  # fmt: skip
+def test_describe_maps_each_kind_of_failure(error: Exception, code: int, message: str) -> None:
+    """The mapping for failures a subprocess cannot provoke on every machine (as root,
+    no database is read-only)."""
+    assert describe(error, Path("/data")) == (message, code)

@@ -73,7 +73,7 @@ def _os_error(exc: OSError, data_dir: Path | None) -> tuple[str, int]:
     if path is None:
         return f"{what}", EXIT_FAILURE
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"cannot write {path} ({what}): make it writable by this user", EXIT_FAILURE
+        return f"cannot use {path} ({what}): check its owner and permissions", EXIT_FAILURE
     return f"{path}: {what}", EXIT_FAILURE
 
 

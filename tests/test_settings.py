@@ -15,8 +15,10 @@ from homeiq.errors import ConfigError
 from homeiq.settings import (
     CONFIG_FILE_ENV,
     ENV_PREFIX,
+    NOT_SETTINGS,
     Settings,
     load_settings,
+    redact_url,
     redacted,
     secret_fields,
 )
@@ -261,9 +263,22 @@ def test_all_problems_are_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings()
     message = str(info.value)
-    assert "All problems:" in message
-    assert "HOMEIQ_BATCH_MAX_EVENTS:" in message
-    assert "HOMEIQ_LOG_LEVEL:" in message
+    assert message == (
+        "HOMEIQ_BATCH_MAX_EVENTS: Input should be greater than 0 (got '0')."
+        " Also HOMEIQ_LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"
+        " (got 'LOUD')"
+    )
+
+
+def test_one_problem_is_said_once_without_pydantic_wording(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOMEIQ_HA_URL", "ftp://ha.local")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value) == (
+        "HOMEIQ_HA_URL: must start with http://, https://, ws:// or wss:// (got 'ftp://ha.local')"
+    )
 
 
 def test_invalid_keyword_argument_names_the_setting() -> None:
@@ -474,3 +489,121 @@ def test_a_bad_backup_target_stops_startup_naming_the_setting(tmp_path: Path) ->
 
     with pytest.raises(ConfigError, match="HOMEIQ_BACKUP_TARGETS"):
         Runtime(Settings(data_dir=tmp_path, backup_targets=["ftp://nas/backups"]))
+
+
+# -- unknown variables, URLs and redaction ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggestion"),
+    [
+        ("HOMEIQ_STOER", "HOMEIQ_STORE"),
+        ("HOMEIQ_HA_TOKN", "HOMEIQ_HA_TOKEN"),
+        ("HOMEIQ_HA_TOKEN_FLE", "HOMEIQ_HA_TOKEN_FILE"),
+        ("HOMEIQ_BATCH_MAX_EVNETS", "HOMEIQ_BATCH_MAX_EVENTS"),
+    ],
+)
+def test_an_unknown_variable_is_refused_with_the_closest_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, suggestion: str
+) -> None:
+    monkeypatch.setenv(variable, "x")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.setting == variable
+    assert f"unknown setting; did you mean {suggestion}?" in str(info.value)
+
+
+def test_an_unknown_variable_far_from_any_name_points_at_the_docs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOMEIQ_ZZZZZZZZZZZZZZZZZZZZ", "1")
+    with pytest.raises(ConfigError, match=r"unknown setting; see docs/settings\.md"):
+        load_settings()
+
+
+def test_variables_that_are_not_settings_are_allowed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in NOT_SETTINGS - {CONFIG_FILE_ENV, "HOMEIQ_ALLOW_UNKNOWN"}:
+        monkeypatch.setenv(name, "anything")
+    # Every *_FILE of a file field is a way to give that field, not an unknown name.
+    token = write(tmp_path / "token", SECRET)
+    monkeypatch.setenv("HOMEIQ_HA_TOKEN_FILE", str(token))
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_USERNAME_FILE", str(write(tmp_path / "user", "bob")))
+    settings = load_settings()
+    assert settings.influxdb_username == "bob"
+
+
+def test_allow_unknown_lets_named_variables_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMEIQ_MY_SCRIPT_FLAG", "1")
+    monkeypatch.setenv("HOMEIQ_OTHER", "2")
+    monkeypatch.setenv("HOMEIQ_ALLOW_UNKNOWN", "HOMEIQ_MY_SCRIPT_FLAG")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.setting == "HOMEIQ_OTHER"
+    monkeypatch.setenv("HOMEIQ_ALLOW_UNKNOWN", "HOMEIQ_MY_SCRIPT_FLAG, homeiq_other")
+    assert load_settings().allow_unknown == ["HOMEIQ_MY_SCRIPT_FLAG", "homeiq_other"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("HOMEIQ_HA_URL", "http://127.0.0.1:abc", "has a port that is not a number"),
+        ("HOMEIQ_HA_URL", "ws://127.0.0.1:70000", "has a port that is not a number"),
+        ("HOMEIQ_HA_URL", "http://:8123", "has no host name"),
+        ("HOMEIQ_INFLUXDB_URL", "http://127.0.0.1:8o86", "has a port that is not a number"),
+        ("HOMEIQ_ALERT_WEBHOOK_URL", "https://hooks.example:-1/x", "port that is not"),
+        ("HOMEIQ_ALERT_WEBHOOK_URL", "hooks.example/x", "must start with http:// or https://"),
+        ("HOMEIQ_API_CORS_ORIGINS", "http://*.example", "wildcards never match"),
+        ("HOMEIQ_API_CORS_ORIGINS", "https://*", "wildcards never match"),
+        ("HOMEIQ_API_CORS_ORIGINS", "https://dash.example:x", "port that is not a number"),
+    ],
+)
+def test_bad_urls_fail_at_startup_in_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert info.value.setting == variable
+    assert message in text
+    assert "Value error" not in text and "Also" not in text
+    assert text.count(value) == 1  # said once, not repeated
+
+
+def test_a_bad_url_message_does_not_show_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_URL", "http://admin:hunter2pw@127.0.0.1:80x")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "hunter2pw" not in str(info.value)
+    assert "admin:***@127.0.0.1:80x" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://user:pw@host:8086/x", "http://user:***@host:8086/x"),
+        ("http://user@host", "http://user@host"),
+        ("https://host/hook?token=abc&b=2", "https://host/hook?token=***&b=2"),
+        ("https://host/h?access_token=a&KEY=k&x=y", "https://host/h?access_token=***&KEY=***&x=y"),
+        ("https://u:p@host/h?api_key=1", "https://u:***@host/h?api_key=***"),
+        ("http://host:8123", "http://host:8123"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_redacted_hides_passwords_inside_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMEIQ_INFLUXDB_URL", "http://reader:influx-pw-123@127.0.0.1:8086")
+    monkeypatch.setenv("HOMEIQ_ALERT_WEBHOOK_URL", "https://hooks.example/x?token=tok-456")
+    monkeypatch.setenv("HOMEIQ_HA_URL", "http://ha:ha-pw-789@ha.local:8123")
+    data = redacted(load_settings())
+    dumped = orjson.dumps(data).decode()
+    for secret in ("influx-pw-123", "tok-456", "ha-pw-789"):
+        assert secret not in dumped
+    assert data["influxdb_url"] == "http://reader:***@127.0.0.1:8086"
+    assert data["alert_webhook_url"] == "https://hooks.example/x?token=***"
+    assert data["ha_url"] == "http://ha:***@ha.local:8123"

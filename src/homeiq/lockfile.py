@@ -14,7 +14,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from homeiq.errors import DataDirBusy
+from homeiq.errors import ConfigError, DataDirBusy
 
 LOCK_FILE = "homeiq.lock"
 
@@ -30,8 +30,7 @@ class DataDirLock:
         """Take the lock; DataDirBusy when another process (or object) holds it."""
         if self._fd is not None:
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_lock_file(self.data_dir)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -48,6 +47,25 @@ class DataDirLock:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def _open_lock_file(data_dir: Path) -> int:
+    """The lock file's descriptor, creating the directory; ConfigError saying what to do
+    when the path is not a directory this user can write."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(
+            "HOMEIQ_DATA_DIR",
+            f"{data_dir} is a file, not a directory: point HOMEIQ_DATA_DIR at a directory",
+        )
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            "HOMEIQ_DATA_DIR",
+            f"cannot write in {data_dir} ({exc.strerror}): make it writable by this user"
+            " or choose another directory",
+        ) from exc
 
 
 def holder(data_dir: Path) -> int | None:

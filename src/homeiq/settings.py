@@ -4,15 +4,21 @@ Sources, strongest first: keyword arguments (tests, CLI flags), ``HOMEIQ_*`` env
 variables, ``HOMEIQ_*_FILE`` for every secret (Docker/Kubernetes secrets), the TOML file
 named by ``HOMEIQ_CONFIG``, then the defaults below. Every field has a description: the
 settings table in docs/settings.md is generated from them.
+
+Validation lives here, once: an unknown ``HOMEIQ_*`` variable (a typo would otherwise be
+ignored silently) is refused with the closest valid name, unless it is one of
+:data:`NOT_SETTINGS` or listed in ``HOMEIQ_ALLOW_UNKNOWN``; URLs are checked down to their
+port; every problem is reported as one sentence naming the setting.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import limits
 import orjson
@@ -29,6 +35,25 @@ from homeiq.errors import ConfigError
 
 ENV_PREFIX = "HOMEIQ_"
 CONFIG_FILE_ENV = "HOMEIQ_CONFIG"
+ALLOW_UNKNOWN_ENV = "HOMEIQ_ALLOW_UNKNOWN"
+# HOMEIQ_* variables that are not settings but are legitimately set: the config file's
+# name, the escape hatch itself, the shell variable the docs keep an API key in, and the
+# test and CI tools' own (Home Assistant's venv and Python, the influxd binary).
+NOT_SETTINGS = frozenset(
+    {
+        CONFIG_FILE_ENV,
+        ALLOW_UNKNOWN_ENV,
+        "HOMEIQ_API_KEY",
+        "HOMEIQ_HA_VENV",
+        "HOMEIQ_HA_PYTHON",
+        "HOMEIQ_INFLUXD",
+    }
+)
+# Query parameters whose values are credentials in webhook and service URLs.
+_SECRET_QUERY_KEYS = frozenset(
+    {"token", "access_token", "key", "api_key", "apikey", "password", "secret", "sig",
+     "signature", "auth"}
+)  # fmt: skip
 
 
 class Settings(BaseSettings):
@@ -365,6 +390,13 @@ class Settings(BaseSettings):
             " each alert."
         ),
     )
+    allow_unknown: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Other HOMEIQ_* environment variables to tolerate, comma-separated (any other"
+            " unknown HOMEIQ_* variable stops startup, as a typo would otherwise be ignored)."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Minimum log level."
     )
@@ -377,22 +409,18 @@ class Settings(BaseSettings):
     def _check_ha_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://", "ws://", "wss://")):
-            raise ValueError("must start with http://, https://, ws:// or wss://")
-        return value
+        return check_url(value.strip().rstrip("/"), ("http", "https", "ws", "wss"))
 
     @field_validator("influxdb_url")
     @classmethod
     def _check_influxdb_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
+        return check_url(value.strip().rstrip("/"), ("http", "https"))
 
-    @field_validator("api_cors_origins", "backup_targets", "backup_recipients", mode="before")
+    @field_validator(
+        "api_cors_origins", "backup_targets", "backup_recipients", "allow_unknown", mode="before"
+    )
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         # From the environment: comma-separated, or a JSON list; from TOML: a list.
@@ -416,6 +444,9 @@ class Settings(BaseSettings):
             # An origin is scheme://host[:port]; "*" would turn the allow-list off.
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
                 raise ValueError(f"{origin!r} is not an origin like https://host:port")
+            if "*" in parts.netloc:  # browsers send one exact origin: a pattern never matches
+                raise ValueError(f"{origin!r}: wildcards never match; list each origin")
+            check_url(origin, ("http", "https"))
             checked.append(origin)
         return checked
 
@@ -443,9 +474,26 @@ class Settings(BaseSettings):
     @field_validator("alert_webhook_url")
     @classmethod
     def _check_webhook(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+        if value is None:
+            return None
+        return check_url(value.strip(), ("http", "https"))
+
+    @model_validator(mode="after")
+    def _check_environment(self) -> Settings:
+        allowed = NOT_SETTINGS | {name.strip().upper() for name in self.allow_unknown}
+        known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+        known |= {f"{ENV_PREFIX}{name.upper()}_FILE" for name in file_fields()}
+        for variable in sorted(os.environ):
+            name = variable.upper()
+            if not name.startswith(ENV_PREFIX) or name in known or name in allowed:
+                continue
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "see docs/settings.md"
+            raise ConfigError(
+                variable,
+                f"unknown setting; {hint} (to keep it, add it to {ALLOW_UNKNOWN_ENV})",
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_backup(self) -> Settings:
@@ -492,6 +540,52 @@ def daily_time(text: str) -> tuple[int, int] | None:
         return None
     h, m = int(hour), int(minute)
     return (h, m) if 0 <= h < 24 and 0 <= m < 60 else None
+
+
+def check_url(value: str, schemes: tuple[str, ...]) -> str:
+    """``value`` when it is a URL of one of ``schemes`` with a host and a valid port;
+    ValueError saying what is wrong otherwise."""
+    names = [f"{s}://" for s in schemes]
+    shown = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        raise ValueError(
+            f"{redact_url(value)!r} has a port that is not a number from 1 to 65535"
+        ) from None
+    if parts.scheme not in schemes:
+        raise ValueError(f"must start with {shown}")
+    if not parts.hostname:
+        raise ValueError(f"{redact_url(value)!r} has no host name")
+    if port == 0:
+        raise ValueError(f"{redact_url(value)!r}: port 0 cannot be connected to")
+    return value
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info and credential-like query values
+    (``token``, ``access_token``, ``key``...) replaced by ``***``; other text as is."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, sep, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if sep else f"{userinfo}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs):
+            query = urlencode(
+                [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs],
+                safe="*",
+            )
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _missing(field: str, message: str) -> ConfigError:
@@ -564,20 +658,27 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = first["loc"][0] if first["loc"] else "?"
-        name = f"{ENV_PREFIX}{str(loc).upper()}"
-        given = first.get("input")
-        if str(loc) in secret_fields():
-            given = "<redacted>"
-        problems = "; ".join(
-            f"{ENV_PREFIX}{str(err['loc'][0]).upper() if err['loc'] else '?'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        errors = exc.errors()
+        described = [_describe(err) for err in errors]
+        name, first = described[0]
+        others = "; ".join(f"{n}: {m}" for n, m in described[1:])
         # `from None`: pydantic's own text repeats every input, secrets included.
-        raise ConfigError(
-            name, f"{first['msg']} (got {given!r}). All problems: {problems}"
-        ) from None
+        raise ConfigError(name, first + (f". Also {others}" if others else "")) from None
+
+
+def _describe(error: Any) -> tuple[str, str]:
+    """(variable, one sentence) for one pydantic error, without pydantic's wording."""
+    loc = str(error["loc"][0]) if error["loc"] else "?"
+    name = f"{ENV_PREFIX}{loc.upper()}"
+    message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    given = error.get("input")
+    if loc in secret_fields():
+        given = "<redacted>"
+    elif isinstance(given, str):
+        given = redact_url(given)
+    if error.get("type") == "value_error" and isinstance(given, str) and repr(given) in message:
+        return name, message  # the message shows the value already
+    return name, f"{message} (got {given!r})"
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
@@ -586,4 +687,9 @@ def redacted(settings: Settings) -> dict[str, Any]:
     for name in secret_fields():
         if data.get(name) is not None:
             data[name] = "<redacted>"
+    for name, value in data.items():
+        if isinstance(value, str) and "://" in value:
+            data[name] = redact_url(value)
+        elif isinstance(value, list):
+            data[name] = [redact_url(v) if isinstance(v, str) else v for v in value]
     return data

@@ -135,7 +135,8 @@ CASES = (
     + [Case("store-down", argv, 1, "InfluxDB at http://127.0.0.1:{closed} is unreachable",
             {**STORE_DOWN, **ON_DATA}) for argv in STORE_COMMANDS]
     + [
-        Case("missing-extra", argv, 2, "boto3 is not installed: pip install 'homeiq[s3]'",
+        Case("missing-extra", argv, 2,
+             "HOMEIQ_BACKUP_TARGETS: s3:// targets need the s3 extra: pip install 'homeiq[s3]'",
              {**NO_BOTO3, **ON_DATA})
         for argv in (["backup", "list"], ["backup", "create"])
     ]

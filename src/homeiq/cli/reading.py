@@ -15,7 +15,6 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from homeiq.cli.output import parse_since, positive_int, table
-from homeiq.errors import ConfigError
 from homeiq.settings import Settings
 
 if TYPE_CHECKING:
@@ -33,27 +32,16 @@ _YEAR_US = 366 * 86_400_000_000
 
 def _read(settings: Settings, query: Callable[[EventReader], Coroutine[Any, Any, T]]) -> T:
     """Run one query against the configured store, read-only."""
-    from homeiq.sinks.sqlite import EVENTS_DB, AsyncStore, SQLiteEventStore
+    from homeiq.sinks import registry
 
-    if settings.store == "influxdb":
-        from homeiq.sinks.influxdb import InfluxDBReader
+    async def run() -> T:
+        reader = registry.backend(settings).open_reader_readonly()
+        try:
+            return await query(reader)
+        finally:
+            await reader.close()
 
-        async def over_http() -> T:
-            reader = InfluxDBReader.from_settings(settings)
-            try:
-                return await query(reader)
-            finally:
-                await reader.close()
-
-        return asyncio.run(over_http())
-    path = settings.data_dir / EVENTS_DB
-    if not path.exists():
-        raise ConfigError("HOMEIQ_DATA_DIR", f"no event store at {path} (run homeiq first)")
-    store = SQLiteEventStore(path, readonly=True)
-    try:
-        return asyncio.run(query(AsyncStore(store)))
-    finally:
-        store.close()
+    return asyncio.run(run())
 
 
 async def known_entities(reader: EventReader) -> list[str]:

@@ -7,9 +7,9 @@ import base64
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from homeiq.api.auth import create_key, require
+from homeiq.api.auth import KEY_NAME_PATTERN, check_key_name, create_key, require
 from homeiq.api.context import Host, Metadata, SettingsDep
 from homeiq.api.errors import ApiError, error_responses
 from homeiq.api.redrive import redrive
@@ -57,7 +57,13 @@ class ApiKeyList(BaseModel):
 class ApiKeyCreate(BaseModel):
     """A key to create."""
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"\S", examples=["grafana"])
+    name: Annotated[str, AfterValidator(check_key_name)] = Field(
+        min_length=1,
+        max_length=100,
+        pattern=KEY_NAME_PATTERN,
+        examples=["grafana"],
+        description="1 to 100 characters, no control characters (newline, ESC, NUL...).",
+    )
     scopes: list[Scope] = Field(min_length=1, max_length=3, examples=[["read"]])
 
 

@@ -68,7 +68,9 @@ async def test_ordinary_names_are_kept_as_given(api: Api) -> None:
     assert response.json()["name"] == "Grafana – salle de séjour 🌡"
 
 
-@given(st.text(st.characters(categories=["Cc", "Cf", "Zl", "Zp"], max_codepoint=0xFFFF), min_size=1))
+@given(
+    st.text(st.characters(categories=["Cc", "Cf", "Zl", "Zp"], max_codepoint=0xFFFF), min_size=1)
+)
 def test_no_control_or_format_character_passes(bad: str) -> None:
     with pytest.raises(ValueError):
         check_key_name(f"ok{bad}name")

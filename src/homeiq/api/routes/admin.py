@@ -14,7 +14,6 @@ from homeiq.api.context import Host, Metadata, SettingsDep
 from homeiq.api.errors import ApiError, error_responses
 from homeiq.api.redrive import redrive
 from homeiq.api.scopes import Scope
-from homeiq.errors import HomeIQError
 from homeiq.metadata.store import StoredApiKey, StoredDeadLetter
 from homeiq.pipeline.delivery import now_us
 from homeiq.pipeline.normalize import format_time_us
@@ -234,10 +233,9 @@ async def redrive_dead_letters(body: RedriveByIds | RedriveByReason, host: Host)
         selected = await asyncio.to_thread(metadata.dead_letters_by_id, body.ids)
     else:
         selected = await asyncio.to_thread(metadata.oldest_dead_letters, body.reason, body.limit)
-    try:
-        outcome = await redrive(host.normalizer, host.delivery, selected)
-    except HomeIQError as exc:
-        raise ApiError(503, f"the store cannot take events now: {exc}") from exc
+    # A store that cannot take the records now raises SinkUnavailable: the API's error
+    # handler answers it (503 store_unavailable), like every other cause.
+    outcome = await redrive(host.normalizer, host.delivery, selected)
     await asyncio.to_thread(metadata.remove_dead_letters, outcome.stored)
     return RedriveResult(
         selected=len(selected),

@@ -23,7 +23,6 @@ FORGED = [
     "bidi\u202etxt.exe",
     "zero\u200bwidth",
     "line\u2028separator",
-    "   ",
 ]
 
 
@@ -47,6 +46,15 @@ async def test_the_api_refuses_a_forged_name_and_logs_nothing(
     assert names(api) == before
     assert not [r for r in caplog.records if "INFO homeiq" in r.getMessage()]
     assert not [r for r in caplog.records if "created API key" in r.getMessage()]
+
+
+async def test_a_blank_name_is_refused(api: Api) -> None:
+    response = await api.client.post(
+        "/api/v1/admin/keys",
+        json={"name": "  ", "scopes": ["read"]},
+        headers=api.keys.auth("admin"),
+    )
+    assert_error(response, 422, "validation_error")
 
 
 @pytest.mark.parametrize("name", FORGED)

@@ -86,13 +86,11 @@ _KEY_NAME = re.compile(KEY_NAME_PATTERN)
 def check_key_name(name: str) -> str:
     """``name`` stripped, if it is 1 to 100 characters without control characters;
     ValueError otherwise."""
-    if _KEY_NAME.fullmatch(name) is None:
-        raise ValueError(
-            "a key name may not be blank or hold control characters (newline, ESC, NUL...)"
-        )
     name = name.strip()
-    if len(name) > KEY_NAME_MAX:
+    if not name or len(name) > KEY_NAME_MAX:
         raise ValueError(f"a key needs a name of 1 to {KEY_NAME_MAX} characters")
+    if _KEY_NAME.fullmatch(name) is None:
+        raise ValueError("a key name may not hold control characters (newline, ESC, NUL...)")
     return name
 
 

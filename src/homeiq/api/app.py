@@ -58,6 +58,11 @@ client address; every response says where it stands in `RateLimit-Limit`,
 
 Every error is JSON: `{"error": {"code", "message", "request_id"}}`; the request id is
 also the `X-Request-ID` response header and appears in the server's log.
+
+Times are ISO 8601 with a UTC offset (`2026-12-01T00:00:00Z`, `...T12:00:00+01:00`). In
+a URL write `+` as `%2B`; a `+` sent as is arrives as a space, and a space before a
+trailing `HH:MM` is read as the `+` it was. Every answer that returns rows is bounded:
+lists carry a `next_cursor` to pass back as `cursor` for the next page.
 """
 
 RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After")

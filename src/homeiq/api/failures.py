@@ -16,6 +16,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from homeiq.api.errors import error_response, request_id_of
+from homeiq.api.metrics import route_label
 from homeiq.errors import (
     ArchiveInvalid,
     ArchiveMismatch,
@@ -51,13 +52,14 @@ class Failure:
 
 FAILURES: dict[type[HomeIQError], Failure] = {
     SinkUnavailable: Failure(
-        503, "store_unavailable", "the event store is unavailable; try again shortly", True
+        503, "store_unavailable", "the event store is unavailable; try again shortly", retry=True
     ),
     SourceUnavailable: Failure(
-        503, "home_assistant_unavailable", "Home Assistant cannot be reached; try again", True
+        503, "home_assistant_unavailable", "Home Assistant cannot be reached; try again", retry=True
     ),
-    TargetUnavailable: Failure(503, "backup_target_unavailable", None, True),
-    TransientError: Failure(503, "unavailable", "temporarily unavailable; try again", True),
+    # The target's own message names it (an s3:// URL or a path) and holds no secret.
+    TargetUnavailable: Failure(503, "backup_target_unavailable", retry=True),
+    TransientError: Failure(503, "unavailable", "temporarily unavailable; try again", retry=True),
     QueryFailed: Failure(502, "query_failed"),
     SinkRejected: Failure(502, "store_rejected"),
     RestoreRefused: Failure(409, "restore_refused"),
@@ -88,7 +90,7 @@ async def homeiq_error(request: Request, exc: Exception) -> Response:
         log.error(
             "unmapped %s in %s (request_id=%s): %s",
             type(exc).__name__,
-            request.scope.get("route") and getattr(request.scope["route"], "path", "?"),
+            route_label(request.scope.get("route")),
             request_id,
             exc,
         )

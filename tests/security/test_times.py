@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from homeiq.api.routes.events import Iso
+from homeiq.api.times import Iso
 from tests.api.conftest import Api, assert_error
 from tests.api.test_data_routes import EVENTS
 

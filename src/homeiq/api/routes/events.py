@@ -8,17 +8,25 @@ answers are the same on SQLite and InfluxDB.
 from __future__ import annotations
 
 import asyncio
-import re
-import time
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from homeiq.api.auth import require
 from homeiq.api.context import Reader
 from homeiq.api.errors import ApiError, JSONBody, error_responses
+from homeiq.api.times import (
+    ENTITY_EXAMPLE,
+    MIN_TIME_US,
+    TIME_EXAMPLE,
+    TIME_HELP,
+    Iso,
+    When,
+    now_us,
+    or_now,
+    to_us,
+)
 from homeiq.model import EventRecord, Source
 from homeiq.pipeline.normalize import format_time_us
 from homeiq.sinks.base import EventQuery
@@ -39,7 +47,6 @@ HISTORY_ENTITIES_MAX = 50
 TRACE_DEPTH = 10  # automations rarely chain deeper; a loop in bad data stops here
 TRACE_EVENTS_MAX = 1000  # per part of a trace: its own events, its causes, what it caused
 CONTEXT_EXAMPLE = "01JDZ8Q7R0D3G8M5W9X2Y4K6N1"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 # Filters are opaque strings: an id that does not exist (or could not) matches nothing.
@@ -47,36 +54,6 @@ Many = Annotated[list[Text] | None, Query(max_length=100)]
 # A position in the (time, entity_id) order: every string of this form is one, so no
 # cursor is ever "malformed"; the direction comes from ``order``.
 CURSOR_PATTERN = r"^-?[0-9]{1,18}~.{1,255}$"
-
-
-# A time's UTC offset written with + in a URL arrives as a space when the client did not
-# encode it as %2B (form encoding decodes + to a space): "...T12:00:00 00:00". A space
-# followed by HH:MM (or HHMM) at the end of a date-time can only be that +.
-_DECODED_PLUS = re.compile(
-    r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}:?\d{2})"
-)
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-TIME_HELP = (
-    "ISO 8601 with a UTC offset, e.g. 2026-12-01T00:00:00Z. In a URL write + as %2B;"
-    " a + sent unencoded arrives as a space, which is read as the + it was."
-)
-
-
-def _iso_only(value: object) -> object:
-    """Only ISO 8601 strings: pydantic would also read ``0.5`` as a Unix timestamp. A
-    space before a trailing HH:MM offset is read as the URL-decoded + it was."""
-    if not isinstance(value, str) or _NUMBER.fullmatch(value.strip()):
-        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-11-25T21:00:00+00:00")
-    text = value.strip()
-    found = _DECODED_PLUS.fullmatch(text)
-    return f"{found[1]}+{found[2]}" if found else text
-
-
-Iso = Annotated[datetime, BeforeValidator(_iso_only)]
-When = Annotated[Iso | None, Query(description=TIME_HELP)]
-# The time examples: fixed, valid, and recent enough to hold the demo's events.
-TIME_EXAMPLE = "2026-12-01T00:00:00Z"
-ENTITY_EXAMPLE = "sensor.living_room_multisensor_temperature"
 
 
 class EventOut(BaseModel):
@@ -128,35 +105,6 @@ def event_out(r: EventRecord, *, attributes: bool = True) -> dict[str, Any]:
         "origin": r.origin.name,
         "source": r.source.name.lower(),
     }
-
-
-def to_us(when: datetime | None, name: str) -> int | None:
-    """A query time as integer µs (None stays None); 422 for a time without a UTC offset
-    (ambiguous) or one outside years 1 to 9999 once in UTC (0001-01-01T00:00+23:59 is in
-    year 0): every time an answer echoes must be one it can write as a date."""
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        raise ApiError(422, f"{name} needs a UTC offset, e.g. 2026-11-25T21:00:00+00:00")
-    at = (when - _EPOCH) // _ONE_US
-    if not MIN_TIME_US <= at <= MAX_TIME_US:
-        raise ApiError(422, f"{name} must fall within years 1 to 9999 in UTC")
-    return at
-
-
-_ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
-MIN_TIME_US = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_US
-MAX_TIME_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // _ONE_US
-
-
-def or_now(when: int | None, now: int) -> int:
-    """``when``, or ``now`` when not given (0, the epoch, is a time like any other)."""
-    return now if when is None else when
-
-
-def now_us() -> int:
-    """Wall-clock time in integer microseconds."""
-    return time.time_ns() // 1000
 
 
 def checked_entity_ids(values: list[str] | None) -> tuple[str, ...]:

@@ -16,14 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from homeiq.api.auth import require
 from homeiq.api.context import Host, Rollups
 from homeiq.api.errors import JSONBody, error_responses
-from homeiq.api.routes.events import (
+from homeiq.api.routes.events import Text, checked_entity_ids
+from homeiq.api.times import (
     ENTITY_EXAMPLE,
     MIN_TIME_US,
     TIME_EXAMPLE,
     TIME_HELP,
     Iso,
-    Text,
-    checked_entity_ids,
     now_us,
     or_now,
     to_us,

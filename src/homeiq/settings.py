@@ -14,6 +14,7 @@ port; every problem is reported as one sentence naming the setting.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -284,6 +285,15 @@ class Settings(BaseSettings):
             " https://dash.example:8443. Empty: no CORS headers at all."
         ),
     )
+    api_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Reverse proxies (IP addresses or CIDR networks, comma-separated) whose"
+            " X-Forwarded-For and X-Forwarded-Proto are believed; the per-IP rate limit then"
+            " counts the client they name. Empty: forwarded headers are ignored, whoever"
+            " sends them."
+        ),
+    )
     api_rate_limit_read: str = Field(
         default="100/minute;20/second",
         description=(
@@ -448,6 +458,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r}: wildcards never match; list each origin")
             check_url(origin, ("http", "https"))
             checked.append(origin)
+        return checked
+
+    @field_validator("api_trusted_proxies", mode="before")
+    @classmethod
+    def _check_proxies(cls, value: Any) -> Any:
+        # Comma-separated from the environment, a list from TOML; each an IP or a network.
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return value  # pydantic refuses it with its own message
+        checked = []
+        for entry in value:
+            try:
+                checked.append(str(ipaddress.ip_network(str(entry).strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return checked
 
     @field_validator(

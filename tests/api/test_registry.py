@@ -31,6 +31,7 @@ async def test_floors(api: Api) -> None:
             {"floor_id": "upstairs", "name": "Upstairs", "level": 1},
         ],
         "count": 2,
+        "next_cursor": None,
     }
 
 

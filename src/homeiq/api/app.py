@@ -32,19 +32,14 @@ from starlette.responses import Response
 
 from homeiq.api.auth import admit, key_in_headers, require, required_scope
 from homeiq.api.context import ApiHost
-from homeiq.api.errors import (
-    ApiError,
-    JSONBody,
-    http_error,
-    store_unavailable,
-    validation_error,
-)
+from homeiq.api.errors import ApiError, JSONBody, http_error, validation_error
+from homeiq.api.failures import homeiq_error
 from homeiq.api.metrics import ApiMetrics
 from homeiq.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware
 from homeiq.api.ratelimit import RateLimiter
 from homeiq.api.routes import ROUTERS
 from homeiq.api.scopes import Scope
-from homeiq.errors import TransientError
+from homeiq.errors import HomeIQError
 from homeiq.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -63,6 +58,11 @@ client address; every response says where it stands in `RateLimit-Limit`,
 
 Every error is JSON: `{"error": {"code", "message", "request_id"}}`; the request id is
 also the `X-Request-ID` response header and appears in the server's log.
+
+Times are ISO 8601 with a UTC offset (`2026-12-01T00:00:00Z`, `...T12:00:00+01:00`). In
+a URL write `+` as `%2B`; a `+` sent as is arrives as a space, and a space before a
+trailing `HH:MM` is read as the `+` it was. Every answer that returns rows is bounded:
+lists carry a `next_cursor` to pass back as `cursor` for the next page.
 """
 
 RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After")
@@ -161,10 +161,13 @@ def build_app(
         default_response_class=JSONBody,
         middleware=middleware,
         exception_handlers={
-            StarletteHTTPException: http_error,
+            StarletteHTTPException: _http_error_after_auth,
             RequestValidationError: _validation_error_after_auth,
-            TransientError: store_unavailable,
+            HomeIQError: homeiq_error,
         },
+        # No redirect from /path/ to /path: Starlette builds its Location from the
+        # client's Host header, which anyone can forge. A wrong path is a 404.
+        redirect_slashes=False,
         generate_unique_id_function=lambda route: route.name,
         dependencies=[Depends(single_query_values)],
     )
@@ -183,9 +186,12 @@ def _serve_openapi(app: FastAPI) -> None:
         return JSONBody(app.openapi())
 
 
-async def _validation_error_after_auth(request: Request, exc: Exception) -> Response:
-    """A 422 only for a caller who may use the route: FastAPI parses a JSON body before
-    it runs any dependency, so a malformed body would otherwise be judged before the key."""
+async def _refused_before_parsing(request: Request) -> Response | None:
+    """The 401/403/429 a request gets before its body is judged, else None.
+
+    FastAPI reads and parses a JSON body before it runs any dependency, so a malformed
+    body (400, 422) would otherwise be judged before the key: a caller without a valid
+    key must learn nothing about the route but that it needs one."""
     route = request.scope.get("route")
     scope = _scope_of(route.dependant) if isinstance(route, APIRoute) else None
     if scope is not None and getattr(request.state, "api_key", None) is None:
@@ -193,7 +199,23 @@ async def _validation_error_after_auth(request: Request, exc: Exception) -> Resp
             await admit(request, key_in_headers(request), cast(Scope, scope))
         except ApiError as refused:
             return await http_error(request, refused)
-    return await validation_error(request, exc)
+    return None
+
+
+async def _validation_error_after_auth(request: Request, exc: Exception) -> Response:
+    """A 422 only for a caller who may use the route."""
+    return await _refused_before_parsing(request) or await validation_error(request, exc)
+
+
+async def _http_error_after_auth(request: Request, exc: Exception) -> Response:
+    """A 400 (a body that cannot be read) only for a caller who may use the route; other
+    HTTP errors as they are."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and not isinstance(exc, ApiError):
+        refused = await _refused_before_parsing(request)
+        if refused is not None:
+            return refused
+    return await http_error(request, exc)
 
 
 def _scope_of(dependant: Dependant) -> str | None:

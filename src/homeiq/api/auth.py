@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -67,6 +68,32 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# Characters a key name may not hold: the C0 and C1 controls and DEL (newline, ESC,
+# NUL...), the line and paragraph separators, and the invisible format characters of
+# the BMP (bidi overrides, zero-width spaces; Unicode category Cf). A name is logged
+# and printed by `keys list`: none of these may forge a log line or move a terminal's
+# cursor. One pattern, so the API's schema (which clients and fuzzers read) says
+# exactly what is refused; it also asks for one character that is not a space.
+_REFUSED = (
+    "\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891"
+    "\\u08e2\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb"
+)
+KEY_NAME_PATTERN = f"^[^{_REFUSED}]*[^{_REFUSED}\\s][^{_REFUSED}]*$"
+KEY_NAME_MAX = 100
+_KEY_NAME = re.compile(KEY_NAME_PATTERN)
+
+
+def check_key_name(name: str) -> str:
+    """``name`` stripped, if it is 1 to 100 characters without control characters;
+    ValueError otherwise."""
+    name = name.strip()
+    if not name or len(name) > KEY_NAME_MAX:
+        raise ValueError(f"a key needs a name of 1 to {KEY_NAME_MAX} characters")
+    if _KEY_NAME.fullmatch(name) is None:
+        raise ValueError("a key name may not hold control characters (newline, ESC, NUL...)")
+    return name
+
+
 def create_key(
     metadata: MetadataStore, name: str, scopes: Sequence[str]
 ) -> tuple[str, StoredApiKey]:
@@ -74,9 +101,7 @@ def create_key(
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
         raise ValueError(f"scopes must be among {', '.join(SCOPES)}, not {unknown or 'none'}")
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise ValueError("a key needs a name of 1 to 100 characters")
+    name = check_key_name(name)
     ordered = [s for s in SCOPES if s in scopes]
     key = new_key()
     stored = metadata.add_api_key(

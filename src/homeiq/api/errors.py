@@ -32,7 +32,9 @@ CODES = {
     414: "uri_too_long",
     422: "validation_error",
     429: "rate_limited",
+    431: "headers_too_large",
     500: "internal_error",
+    502: "bad_gateway",
     503: "unavailable",
 }
 
@@ -46,8 +48,13 @@ DESCRIPTIONS = {
     414: "Query string longer than `HOMEIQ_API_MAX_QUERY_BYTES`.",
     422: "Invalid parameters or body.",
     429: "Rate limit exceeded; `Retry-After` says when to try again.",
+    431: "Request line and headers larger than 16 KiB.",
     500: "Unexpected server error (logged with the request id).",
-    503: "Temporarily unavailable: the store cannot take the request now.",
+    502: "The event store refused the query (its message says why).",
+    503: (
+        "Temporarily unavailable: the event store (`store_unavailable`), Home Assistant"
+        " (`home_assistant_unavailable`) or a backup target (`backup_target_unavailable`)."
+    ),
 }
 
 
@@ -123,17 +130,6 @@ def error_response(
     """An error response in the one shape."""
     body = error_body(code or CODES.get(status, "error"), message, request_id)
     return JSONBody(body, status_code=status, headers=dict(headers) if headers else None)
-
-
-async def store_unavailable(request: Request, exc: Exception) -> Response:
-    """The event store is down (InfluxDB unreachable, say): 503, not a server error."""
-    return error_response(
-        503,
-        "the event store is unavailable; try again shortly",
-        request_id_of(request),
-        code="store_unavailable",
-        headers={"Retry-After": "5"},
-    )
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

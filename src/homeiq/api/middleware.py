@@ -21,7 +21,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from homeiq.api.errors import ApiError, error_response
-from homeiq.api.metrics import ApiMetrics
+from homeiq.api.metrics import ApiMetrics, method_label, route_label
 from homeiq.api.ratelimit import RateLimiter, remember, remembered
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ SECURITY_HEADERS = {
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 NOT_RATE_LIMITED = frozenset({"/healthz"})
+# The request line and headers together, as h11 counts a request still arriving: one
+# that arrives in a single write is not held to h11's limit, so it is checked here.
+MAX_HEADER_BYTES = 16 * 1024
 
 
 class BodyTooLarge(ApiError):
@@ -106,8 +109,8 @@ class EdgeMiddleware:
         except Exception:
             log.exception(
                 "unhandled error in %s %s (request_id=%s)",
-                scope.get("method"),
-                _route(scope),
+                method_label(scope.get("method")),
+                route_label(scope.get("route")),
                 request_id,
             )
             if response_started:
@@ -115,13 +118,17 @@ class EdgeMiddleware:
             answer = error_response(500, "internal server error", request_id)
             await answer(scope, receive, send_with_headers)
         finally:
-            self.metrics.request_seconds.labels(
-                scope.get("method", "?"), _route(scope), str(status)
-            ).observe(time.perf_counter() - started)
+            self.metrics.observe(
+                scope.get("method"), scope.get("route"), status, time.perf_counter() - started
+            )
 
     def _refusal(self, scope: Scope, state: dict[str, Any]) -> Any:
         """An error response for what is refused before routing, else None."""
         request_id = state["request_id"]
+        if _head_bytes(scope) > MAX_HEADER_BYTES:
+            return error_response(
+                431, f"request line and headers exceed {MAX_HEADER_BYTES} bytes", request_id
+            )
         if len(scope.get("query_string", b"")) > self.max_query_bytes:
             return error_response(
                 414, f"query string exceeds {self.max_query_bytes} bytes", request_id
@@ -181,8 +188,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _route(scope: Scope) -> str:
-    """The matched route's template (bounded label values), or ``unmatched``."""
-    route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+def _head_bytes(scope: Scope) -> int:
+    """Bytes of the request line and headers as sent (give or take the separators)."""
+    size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) + 16
+    for name, value in scope.get("headers", ()):
+        size += len(name) + len(value) + 4
+    return size

@@ -10,12 +10,20 @@ cannot race.
 Responses carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``
 (seconds) for the tightest window the request was counted in; a 429 adds ``Retry-After``.
 The edge middleware writes the headers from what the checks leave in the request scope.
+
+The state is bounded: at most ``max_clients`` identities (client addresses and keys) are
+remembered, the least recently seen forgotten first. Without a bound, every distinct
+address (trivially many over IPv6, or forged behind a trusted proxy) would keep an entry
+until its window passed, and ``limits`` frees expired entries only when hit again.
+Forgetting a quiet client early only gives it a fresh window; the busy ones, which the
+limit is for, stay remembered.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +35,10 @@ from limits.strategies import MovingWindowRateLimiter
 from homeiq.api.metrics import ApiMetrics
 from homeiq.api.scopes import highest
 from homeiq.settings import Settings
+
+# Identities remembered at most: an entry costs well under 1 KB, so this bounds the
+# limiter's memory to a few MB however many addresses knock.
+MAX_CLIENTS = 10_000
 
 
 @dataclass(slots=True, frozen=True)
@@ -67,11 +79,16 @@ class RateLimiter:
         per_scope: dict[str, Sequence[limits.RateLimitItem]],
         per_ip: Sequence[limits.RateLimitItem],
         metrics: ApiMetrics,
+        max_clients: int = MAX_CLIENTS,
     ) -> None:
         self.per_scope = per_scope
         self.per_ip = per_ip
         self.metrics = metrics
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.max_clients = max_clients
+        self.storage = MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(self.storage)
+        # identity -> the limits it was counted in, least recently seen first
+        self._seen: OrderedDict[tuple[str, ...], Sequence[limits.RateLimitItem]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: ApiMetrics) -> RateLimiter:
@@ -100,7 +117,21 @@ class RateLimiter:
             self.metrics.rate_limited.labels("key").inc()
         return verdict
 
+    @property
+    def tracked(self) -> int:
+        """How many identities the limiter remembers now (at most ``max_clients``)."""
+        return len(self._seen)
+
+    def _remember(self, items: Sequence[limits.RateLimitItem], identity: tuple[str, ...]) -> None:
+        self._seen[identity] = items
+        self._seen.move_to_end(identity)
+        while len(self._seen) > self.max_clients:
+            old, old_items = self._seen.popitem(last=False)
+            for item in old_items:
+                self.storage.clear(item.key_for(*old))
+
     def _check(self, items: Sequence[limits.RateLimitItem], *identity: str) -> Verdict:
+        self._remember(items, identity)
         for item in items:
             if not self._limiter.test(item, *identity):
                 return Verdict(False, self._window(item, identity))

@@ -13,14 +13,20 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import secrets
 import socket
 from collections.abc import Iterator
 
+import h11
+import orjson
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from homeiq.api.app import create_app
 from homeiq.api.context import ApiHost
+from homeiq.api.errors import error_body
+from homeiq.api.middleware import MAX_HEADER_BYTES, REQUEST_ID_HEADER, SECURITY_HEADERS
 from homeiq.errors import ConfigError
 from homeiq.settings import Settings
 
@@ -89,6 +95,34 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}"
 
 
+class JsonErrorsH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, answering a request it cannot parse (a bad Content-Length,
+    a raw byte above 0x7f in the request line, headers past the limit while arriving) in
+    the API's one JSON error shape instead of uvicorn's plain text."""
+
+    def send_400_response(self, msg: str) -> None:
+        """Write the 400 and close, as uvicorn does, with a JSON body and a request id."""
+        request_id = secrets.token_hex(16)
+        log.warning("unparseable HTTP request (request_id=%s)", request_id)
+        body = orjson.dumps(error_body("bad_request", "malformed HTTP request", request_id))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"connection", b"close"),
+            (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+            *((name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()),
+        ]
+        try:
+            for event in (
+                h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                h11.Data(data=body),
+                h11.EndOfMessage(),
+            ):
+                self.transport.write(self.conn.send(event))
+        except h11.LocalProtocolError:
+            pass  # a response was under way already: closing is all that is left
+        self.transport.close()
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -110,7 +144,14 @@ class ApiServer:
             log_config=None,  # HomeIQ configured logging already
             access_log=False,  # no line per request; request ids are in error logs
             server_header=False,
-            http="h11",
+            http=JsonErrorsH11Protocol,
+            # A request still arriving is cut at this size (one arriving in a single
+            # write is checked by the edge middleware, against the same limit).
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            # X-Forwarded-For is believed only from the configured proxies; uvicorn
+            # would trust loopback by default, letting any local client forge it.
+            proxy_headers=bool(settings.api_trusted_proxies),
+            forwarded_allow_ips=list(settings.api_trusted_proxies),
             ws="none",
             timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
         )

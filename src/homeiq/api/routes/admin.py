@@ -7,14 +7,13 @@ import base64
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from homeiq.api.auth import create_key, require
+from homeiq.api.auth import KEY_NAME_PATTERN, check_key_name, create_key, require
 from homeiq.api.context import Host, Metadata, SettingsDep
 from homeiq.api.errors import ApiError, error_responses
 from homeiq.api.redrive import redrive
 from homeiq.api.scopes import Scope
-from homeiq.errors import HomeIQError
 from homeiq.metadata.store import StoredApiKey, StoredDeadLetter
 from homeiq.pipeline.delivery import now_us
 from homeiq.pipeline.normalize import format_time_us
@@ -57,7 +56,13 @@ class ApiKeyList(BaseModel):
 class ApiKeyCreate(BaseModel):
     """A key to create."""
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"\S", examples=["grafana"])
+    name: Annotated[str, AfterValidator(check_key_name)] = Field(
+        min_length=1,
+        max_length=100,
+        pattern=KEY_NAME_PATTERN,
+        examples=["grafana"],
+        description="1 to 100 characters, no control characters (newline, ESC, NUL...).",
+    )
     scopes: list[Scope] = Field(min_length=1, max_length=3, examples=[["read"]])
 
 
@@ -228,10 +233,9 @@ async def redrive_dead_letters(body: RedriveByIds | RedriveByReason, host: Host)
         selected = await asyncio.to_thread(metadata.dead_letters_by_id, body.ids)
     else:
         selected = await asyncio.to_thread(metadata.oldest_dead_letters, body.reason, body.limit)
-    try:
-        outcome = await redrive(host.normalizer, host.delivery, selected)
-    except HomeIQError as exc:
-        raise ApiError(503, f"the store cannot take events now: {exc}") from exc
+    # A store that cannot take the records now raises SinkUnavailable: the API's error
+    # handler answers it (503 store_unavailable), like every other cause.
+    outcome = await redrive(host.normalizer, host.delivery, selected)
     await asyncio.to_thread(metadata.remove_dead_letters, outcome.stored)
     return RedriveResult(
         selected=len(selected),

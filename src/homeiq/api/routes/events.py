@@ -8,17 +8,25 @@ answers are the same on SQLite and InfluxDB.
 from __future__ import annotations
 
 import asyncio
-import re
-import time
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from homeiq.api.auth import require
 from homeiq.api.context import Reader
 from homeiq.api.errors import ApiError, JSONBody, error_responses
+from homeiq.api.times import (
+    ENTITY_EXAMPLE,
+    MIN_TIME_US,
+    TIME_EXAMPLE,
+    TIME_HELP,
+    Iso,
+    When,
+    now_us,
+    or_now,
+    to_us,
+)
 from homeiq.model import EventRecord, Source
 from homeiq.pipeline.normalize import format_time_us
 from homeiq.sinks.base import EventQuery
@@ -32,11 +40,13 @@ router = APIRouter(
 )
 
 PAGE_MAX = 1000
+# Events per history answer: ~700 bytes each with attributes, so a few MB at most.
+HISTORY_PAGE_MAX = 5000
 BUCKETS_MAX = 10_000  # per answer: 35 days of 5-minute buckets, 13 months of hours
 HISTORY_ENTITIES_MAX = 50
 TRACE_DEPTH = 10  # automations rarely chain deeper; a loop in bad data stops here
-TRACE_EVENTS_MAX = 1000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TRACE_EVENTS_MAX = 1000  # per part of a trace: its own events, its causes, what it caused
+CONTEXT_EXAMPLE = "01JDZ8Q7R0D3G8M5W9X2Y4K6N1"
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 # Filters are opaque strings: an id that does not exist (or could not) matches nothing.
@@ -44,18 +54,6 @@ Many = Annotated[list[Text] | None, Query(max_length=100)]
 # A position in the (time, entity_id) order: every string of this form is one, so no
 # cursor is ever "malformed"; the direction comes from ``order``.
 CURSOR_PATTERN = r"^-?[0-9]{1,18}~.{1,255}$"
-
-
-def _iso_only(value: object) -> object:
-    """Only ISO 8601 strings: pydantic would also read ``0.5`` as a Unix timestamp."""
-    if not isinstance(value, str) or _NUMBER.fullmatch(value.strip()):
-        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-11-25T21:00:00+00:00")
-    return value
-
-
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-Iso = Annotated[datetime, BeforeValidator(_iso_only)]
-When = Annotated[Iso | None, Query(description="ISO 8601 with a UTC offset.")]
 
 
 class EventOut(BaseModel):
@@ -107,23 +105,6 @@ def event_out(r: EventRecord, *, attributes: bool = True) -> dict[str, Any]:
         "origin": r.origin.name,
         "source": r.source.name.lower(),
     }
-
-
-def to_us(when: datetime | None, name: str) -> int | None:
-    """A query time as integer µs; a time without a UTC offset is refused (ambiguous)."""
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        raise ApiError(422, f"{name} needs a UTC offset, e.g. 2026-11-25T21:00:00+00:00")
-    return (when - _EPOCH) // _ONE_US
-
-
-_ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
-
-
-def now_us() -> int:
-    """Wall-clock time in integer microseconds."""
-    return time.time_ns() // 1000
 
 
 def checked_entity_ids(values: list[str] | None) -> tuple[str, ...]:
@@ -194,38 +175,83 @@ def _to_reader_cursor(cursor: str, newest_first: bool) -> str:
 
 
 class HistoryOut(BaseModel):
-    """Each entity's state at ``start`` (its last event before it) and its events."""
+    """Each entity's state at ``start`` (its last event before it) and its events; when
+    more remain than one answer holds, ``next_cursor`` says where the next page starts."""
 
     start: str
     end: str
     entities: dict[str, list[EventOut]]
+    next_cursor: str | None = Field(
+        description="Pass back as `cursor` (with the same parameters) for the next page."
+    )
 
 
 @router.get("/history", response_model=HistoryOut)
 async def history(
     reader: Reader,
-    entity_id: Annotated[list[Text], Query(min_length=1, max_length=HISTORY_ENTITIES_MAX)],
-    start: Annotated[Iso, Query(description="ISO 8601 with a UTC offset.")],
-    end: When = None,
+    entity_id: Annotated[
+        list[Text],
+        Query(min_length=1, max_length=HISTORY_ENTITIES_MAX, examples=[[ENTITY_EXAMPLE]]),
+    ],
+    start: Annotated[Iso, Query(description=TIME_HELP, examples=[TIME_EXAMPLE])],
+    end: Annotated[
+        Iso | None,
+        Query(description=f"{TIME_HELP} Default: now; give it when paging."),
+    ] = None,
     attributes: Literal["full", "minimal"] = "full",
     start_state: bool = True,
+    limit: Annotated[
+        int, Query(ge=1, le=HISTORY_PAGE_MAX, description="Events per answer, at most 5,000.")
+    ] = HISTORY_PAGE_MAX,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page."),
+    ] = None,
 ) -> JSONBody:
     """History of one or more entities over ``[start, end)`` (end defaults to now), with
-    the state each was in at ``start`` first, as Home Assistant's history shows it."""
+    the state each was in at ``start`` first, as Home Assistant's history shows it.
+
+    At most ``limit`` events per answer (5,000 at most; the first page adds each entity's
+    start state), in (time, entity) order; ``next_cursor`` is set when more remain: ask
+    again with the same parameters, the answer's ``end`` and ``cursor=next_cursor``."""
     first = to_us(start, "start")
-    last = to_us(end, "end") or now_us()
     assert first is not None
+    last = or_now(to_us(end, "end"), now_us())
     full = attributes == "full"
     ids = checked_entity_ids(entity_id)
-    if last <= first:  # an empty range holds nothing
-        found: dict[str, list[EventRecord]] = {e: [] for e in ids}
-    else:
-        found = await reader.history_many(
-            ids, first, last, include_start_state=start_state, attributes=full
+    found: dict[str, list[EventRecord]] = {e: [] for e in ids}
+    next_cursor = None
+    if last > first:  # an empty range holds nothing
+        if start_state and cursor is None:
+            # The state at start is each entity's last event before it; the events at
+            # start itself come with the page below.
+            before = await reader.history_many(
+                ids, first, first + 1, include_start_state=True, attributes=full
+            )
+            for entity, records in before.items():
+                found.setdefault(entity, []).extend(r for r in records if r.time < first)
+        page = await reader.events(
+            EventQuery(
+                entity_ids=ids,
+                start=first,
+                end=last,
+                limit=limit,
+                cursor=None if cursor is None else _to_reader_cursor(cursor, False),
+            )
         )
+        for record in page.records:
+            found.setdefault(record.entity_id, []).append(record)
+        if page.next_cursor is not None:
+            at, entity = decode_cursor(page.next_cursor, False)
+            next_cursor = f"{at}~{entity}"
     entities = {e: [event_out(r, attributes=full) for r in rs] for e, rs in found.items()}
     return JSONBody(
-        {"start": format_time_us(first), "end": format_time_us(last), "entities": entities}
+        {
+            "start": format_time_us(first),
+            "end": format_time_us(last),
+            "entities": entities,
+            "next_cursor": next_cursor,
+        }
     )
 
 
@@ -241,24 +267,30 @@ class TraceOut(BaseModel):
     every event it caused, directly or through further contexts."""
 
     context_id: str
-    events: list[EventOut]
-    caused_by: list[ContextOut]
-    caused: list[EventOut]
+    events: list[EventOut] = Field(description="At most 1,000.")
+    caused_by: list[ContextOut] = Field(description="At most 10 contexts, 1,000 events.")
+    caused: list[EventOut] = Field(description="At most 1,000, 10 contexts deep.")
+    truncated: bool = Field(description="True when a part was cut at its cap.")
 
 
 @router.get("/trace/{context_id}", response_model=TraceOut)
 async def trace(
-    reader: Reader, context_id: Annotated[str, Path(min_length=1, max_length=64)]
+    reader: Reader,
+    context_id: Annotated[str, Path(min_length=1, max_length=64, examples=[CONTEXT_EXAMPLE])],
 ) -> JSONBody:
-    """Which context caused the events of ``context_id`` and everything it caused."""
+    """Which context caused the events of ``context_id`` and everything it caused: at
+    most 1,000 events of its own, 1,000 in the chain of causes and 1,000 caused
+    (``truncated`` says when a part was cut)."""
     return JSONBody(await _trace(reader, context_id))
 
 
 @router.get("/events/trace", response_model=TraceOut, responses=error_responses(404))
 async def trace_event(
     reader: Reader,
-    entity_id: Annotated[str, Query(min_length=1, max_length=255)],
-    time: Annotated[Iso, Query(description="The event's time (ISO 8601, UTC offset).")],
+    entity_id: Annotated[str, Query(min_length=1, max_length=255, examples=[ENTITY_EXAMPLE])],
+    time: Annotated[
+        Iso, Query(description=f"The event's time. {TIME_HELP}", examples=[TIME_EXAMPLE])
+    ],
 ) -> JSONBody:
     """The trace of one event, found by its entity and time (404 if there is none)."""
     at = to_us(time, "time")
@@ -272,20 +304,27 @@ async def _trace(reader: Reader, context_id: str) -> dict[str, Any]:
     own, first = await asyncio.gather(
         reader.by_context([context_id]), reader.caused_by([context_id])
     )
+    truncated = len(own) > TRACE_EVENTS_MAX
     chain: list[dict[str, Any]] = []
     parent = next((r.context_parent_id for r in own if r.context_parent_id), None)
     seen = {context_id}
+    budget = TRACE_EVENTS_MAX  # events of the whole chain of causes
     while parent is not None and parent not in seen and len(chain) < TRACE_DEPTH:
         seen.add(parent)
         events_of = await reader.by_context([parent])
-        chain.append({"context_id": parent, "events": [event_out(r) for r in events_of]})
+        kept = events_of[:budget]
+        truncated |= len(kept) < len(events_of)
+        budget -= len(kept)
+        chain.append({"context_id": parent, "events": [event_out(r) for r in kept]})
         parent = next((r.context_parent_id for r in events_of if r.context_parent_id), None)
     caused: list[EventRecord] = []
     found = [r for r in first if r.context_id not in seen]
     for depth in range(1, TRACE_DEPTH + 1):
         if not found:
             break
-        caused += found[: TRACE_EVENTS_MAX - len(caused)]
+        room = TRACE_EVENTS_MAX - len(caused)
+        truncated |= len(found) > room
+        caused += found[:room]
         frontier = sorted({r.context_id for r in found if r.context_id} - seen)
         seen.update(frontier)
         if len(caused) >= TRACE_EVENTS_MAX or not frontier or depth == TRACE_DEPTH:
@@ -293,9 +332,10 @@ async def _trace(reader: Reader, context_id: str) -> dict[str, Any]:
         found = [r for r in await reader.caused_by(frontier) if r.context_id not in seen]
     return {
         "context_id": context_id,
-        "events": [event_out(r) for r in own],
+        "events": [event_out(r) for r in own[:TRACE_EVENTS_MAX]],
         "caused_by": chain,
         "caused": [event_out(r) for r in sorted(caused, key=lambda r: (r.time, r.entity_id))],
+        "truncated": truncated,
     }
 
 
@@ -349,11 +389,12 @@ async def activity(
 ) -> JSONBody:
     """Top entities by event count, events per bucket, counts per domain and area over
     ``[start, end)`` (default: the last 24 hours)."""
-    last = to_us(end, "end") or now_us()
-    first = to_us(start, "start") or last - 86_400_000_000
+    last = or_now(to_us(end, "end"), now_us())
+    given = to_us(start, "start")
+    first = max(last - 86_400_000_000, MIN_TIME_US) if given is None else given
     bucket_s = {"5m": 300, "1h": 3600, "1d": 86400}[bucket]
     # At most BUCKETS_MAX buckets: an older start moves forward (the answer says where).
-    first = max(first, last - (BUCKETS_MAX - 1) * bucket_s * 1_000_000)
+    first = max(first, last - (BUCKETS_MAX - 1) * bucket_s * 1_000_000, MIN_TIME_US)
     last = max(last, first)  # an empty range holds nothing
     found = await reader.activity(first, last, bucket_s=bucket_s, top=top)
     return JSONBody(

@@ -8,7 +8,8 @@ the database. An entity's ``area_id`` is its effective area: its own, else its d
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
@@ -30,6 +31,25 @@ DeviceId = Annotated[
     str, Path(min_length=1, max_length=255, examples=["8f3b2c1d9e7a4b6c8d0e1f2a3b4c5d6e"])
 ]
 Filter = Annotated[str | None, Query(min_length=1, max_length=255)]
+# Items per list answer; a home has hundreds to a few thousand entities, so paging is
+# only for the largest, but no answer is unbounded.
+PAGE_MAX = 5000
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Items per answer, at most 5,000.")]
+After = Annotated[
+    str | None,
+    Query(min_length=1, max_length=255, description="`next_cursor` of the previous page."),
+]
+T = TypeVar("T")
+
+
+def _page(
+    items: Sequence[T], key: Callable[[T], str], limit: int, cursor: str | None
+) -> tuple[list[T], str | None]:
+    """Items (sorted by ``key``) after ``cursor``, at most ``limit``, and the cursor of
+    the next page (None on the last)."""
+    after = [i for i in items if cursor is None or key(i) > cursor]
+    page = after[:limit]
+    return page, key(page[-1]) if len(after) > limit else None
 
 
 class FloorOut(BaseModel):
@@ -74,31 +94,35 @@ class EntityOut(BaseModel):
 
 
 class FloorList(BaseModel):
-    """Floors, by id."""
+    """Floors, by id, a page at a time."""
 
     items: list[FloorOut]
-    count: int
+    count: int = Field(description="Items matching, on every page together.")
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
 
 
 class AreaList(BaseModel):
-    """Areas, by id."""
+    """Areas, by id, a page at a time."""
 
     items: list[AreaOut]
-    count: int
+    count: int = Field(description="Items matching, on every page together.")
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
 
 
 class DeviceList(BaseModel):
-    """Devices, by id."""
+    """Devices, by id, a page at a time."""
 
     items: list[DeviceOut]
-    count: int
+    count: int = Field(description="Items matching, on every page together.")
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
 
 
 class EntityList(BaseModel):
-    """Entities, by id."""
+    """Entities, by id, a page at a time."""
 
     items: list[EntityOut]
-    count: int
+    count: int = Field(description="Items matching, on every page together.")
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
 
 
 class DeviceDetail(DeviceOut):
@@ -167,19 +191,25 @@ class _View:
 
 
 @router.get("/floors", summary="List floors")
-async def list_floors(registry: RegistryDep) -> FloorList:
-    """Every floor."""
+async def list_floors(
+    registry: RegistryDep, limit: Limit = PAGE_MAX, cursor: After = None
+) -> FloorList:
+    """Every floor (5,000 per page at most)."""
     view = _View(registry.snapshot)
     items = [view.floor(f) for f in view.snapshot.floors]
-    return FloorList(items=items, count=len(items))
+    page, after = _page(items, lambda f: f.floor_id, limit, cursor)
+    return FloorList(items=page, count=len(items), next_cursor=after)
 
 
 @router.get("/areas", summary="List areas")
-async def list_areas(registry: RegistryDep, floor: Filter = None) -> AreaList:
-    """Every area, or those on one floor."""
+async def list_areas(
+    registry: RegistryDep, floor: Filter = None, limit: Limit = PAGE_MAX, cursor: After = None
+) -> AreaList:
+    """Every area, or those on one floor (5,000 per page at most)."""
     view = _View(registry.snapshot)
     items = [view.area(a) for a in view.snapshot.areas if floor is None or a.floor_id == floor]
-    return AreaList(items=items, count=len(items))
+    page, after = _page(items, lambda a: a.area_id, limit, cursor)
+    return AreaList(items=page, count=len(items), next_cursor=after)
 
 
 @router.get("/areas/{area_id}", summary="One area", responses=error_responses(404))
@@ -200,16 +230,21 @@ async def get_area(registry: RegistryDep, area_id: AreaId) -> AreaDetail:
 
 @router.get("/devices", summary="List devices")
 async def list_devices(
-    registry: RegistryDep, area: Filter = None, floor: Filter = None
+    registry: RegistryDep,
+    area: Filter = None,
+    floor: Filter = None,
+    limit: Limit = PAGE_MAX,
+    cursor: After = None,
 ) -> DeviceList:
-    """Every device, or those in one area or on one floor."""
+    """Every device, or those in one area or on one floor (5,000 per page at most)."""
     view = _View(registry.snapshot)
     items = [
         d
         for d in map(view.device, view.snapshot.devices)
         if (area is None or d.area_id == area) and (floor is None or d.floor_id == floor)
     ]
-    return DeviceList(items=items, count=len(items))
+    page, after = _page(items, lambda d: d.device_id, limit, cursor)
+    return DeviceList(items=page, count=len(items), next_cursor=after)
 
 
 @router.get("/devices/{device_id}", summary="One device", responses=error_responses(404))
@@ -231,9 +266,11 @@ async def list_entities(
     domain: Filter = None,
     platform: Filter = None,
     floor: Filter = None,
+    limit: Limit = PAGE_MAX,
+    cursor: After = None,
 ) -> EntityList:
     """Every entity, filtered by effective area, device, domain (`light`), platform
-    (the integration, e.g. `hue`) or floor; filters combine."""
+    (the integration, e.g. `hue`) or floor; filters combine. 5,000 per page at most."""
     view = _View(registry.snapshot)
     items = [
         e
@@ -244,4 +281,5 @@ async def list_entities(
         and (platform is None or e.platform == platform)
         and (floor is None or e.floor_id == floor)
     ]
-    return EntityList(items=items, count=len(items))
+    page, after = _page(items, lambda e: e.entity_id, limit, cursor)
+    return EntityList(items=page, count=len(items), next_cursor=after)

@@ -16,7 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from homeiq.api.auth import require
 from homeiq.api.context import Host, Rollups
 from homeiq.api.errors import JSONBody, error_responses
-from homeiq.api.routes.events import Iso, Text, checked_entity_ids, now_us, to_us
+from homeiq.api.routes.events import Text, checked_entity_ids
+from homeiq.api.times import (
+    ENTITY_EXAMPLE,
+    MIN_TIME_US,
+    TIME_EXAMPLE,
+    TIME_HELP,
+    Iso,
+    now_us,
+    or_now,
+    to_us,
+)
 from homeiq.maintenance.rollups import Bucket
 from homeiq.maintenance.statistics import rebuild_range, statistics
 from homeiq.pipeline.normalize import format_time_us
@@ -35,7 +45,9 @@ admin = APIRouter(
 )
 
 ENTITIES_MAX = 20
-BUCKETS_MAX = 10_000  # per answer: 35 days of 5-minute buckets, 13 months of hours
+# Per answer, all entities together: one entity gets 35 days of 5-minute buckets or 13
+# months of hours, ten entities a tenth of that each.
+BUCKETS_MAX = 10_000
 PERIOD_S = {"5m": 300, "1h": 3600, "1d": 86400}
 
 
@@ -82,21 +94,29 @@ def bucket_out(b: Bucket) -> dict[str, Any]:
 @router.get("", response_model=StatisticsOut)
 async def get_statistics(
     rollups: Rollups,
-    entity_id: Annotated[list[Text], Query(min_length=1, max_length=ENTITIES_MAX)],
-    start: Annotated[Iso, Query(description="ISO 8601 with a UTC offset.")],
-    end: Annotated[Iso | None, Query(description="ISO 8601; default: now.")] = None,
+    entity_id: Annotated[
+        list[Text], Query(min_length=1, max_length=ENTITIES_MAX, examples=[[ENTITY_EXAMPLE]])
+    ],
+    start: Annotated[Iso, Query(description=TIME_HELP, examples=[TIME_EXAMPLE])],
+    end: Annotated[Iso | None, Query(description=f"{TIME_HELP} Default: now.")] = None,
     period: Literal["5m", "1h", "1d"] = "1h",
 ) -> JSONBody:
-    """Bucketed statistics of one or more entities over ``[start, end)``."""
+    """Bucketed statistics of one or more entities over ``[start, end)``.
+
+    About 10,000 buckets at most per answer, all entities together: when the range holds
+    more, its start moves forward and the answer's ``start`` says where; ask again with
+    ``end`` set to that ``start`` for the older part."""
     now = now_us()
     first = to_us(start, "start")
-    last = min(to_us(end, "end") or now, now)
+    last = min(or_now(to_us(end, "end"), now), now)
     assert first is not None
-    # At most BUCKETS_MAX buckets: an older start moves forward (the answer says where).
-    first = max(first, last - (BUCKETS_MAX - 1) * PERIOD_S[period] * 1_000_000)
+    entities = checked_entity_ids(entity_id)
+    per_entity = BUCKETS_MAX // len(entities)
+    # An older start moves forward (the answer says where).
+    first = max(first, last - (per_entity - 1) * PERIOD_S[period] * 1_000_000, MIN_TIME_US)
     last = max(last, first)  # an empty range (or one in the future) holds nothing
     out: dict[str, list[dict[str, Any]]] = {}
-    for entity in checked_entity_ids(entity_id):
+    for entity in entities:
         found = await asyncio.to_thread(statistics, rollups, entity, period, first, last, now=now)
         out[entity] = [bucket_out(b) for b in found.buckets]
     return JSONBody(
@@ -112,10 +132,14 @@ async def get_statistics(
 class RebuildIn(BaseModel):
     """What to rebuild: every entity with events since ``start``, or the ones named."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"start": TIME_EXAMPLE}]}
+    )
 
-    start: Iso
-    entity_ids: list[Text] | None = Field(default=None, max_length=1000)
+    start: Iso = Field(description=TIME_HELP, examples=[TIME_EXAMPLE])
+    entity_ids: list[Text] | None = Field(
+        default=None, max_length=1000, examples=[[ENTITY_EXAMPLE]]
+    )
 
 
 class RebuildOut(BaseModel):

@@ -218,6 +218,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             headers={"Authorization": f"Bearer {key}"},
             # A running backup stalls the API for seconds (reported for issue #10).
             timeout=RUN_TIMEOUT_S,
+            # A fresh connection each time: a kept-alive one the server times out (5 s)
+            # while a backup stalls it is reset under the next request.
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         with client:
             yield _ready(Demo(banner[1], key, {**env, "HOMEIQ_API_KEY": key}, {}, client))

@@ -68,8 +68,9 @@ FIX_PENDING: dict[tuple[str, str], str] = {
     ("docs/api.md", "GET /api/v1/statistics"): "api helper: required parameters get examples",
     ("docs/api.md", "POST /api/v1/admin/rollups/rebuild"): "api helper: `start` gets an example",
 }
-# README's command table and prose name the long-running commands; those mentions are
-# not examples to run (the blocks that show them carry their own marker).
+# README's command table and prose name the long-running commands: those mentions (and
+# synopses with placeholders) are reported as skipped, not run (the blocks that show
+# them carry their own marker).
 LONG_RUNNING = {"homeiq run", "homeiq demo", "homeiq simulate"}
 
 
@@ -122,12 +123,13 @@ def _inline(doc: str, lines: list[str]) -> Iterator[Example]:
     for number, line in enumerate(lines, 1):
         marker = NOT_RUN.search(line)
         for command in INLINE.findall(line):
+            reason = marker[1] if marker else None
             if command in LONG_RUNNING:
-                continue
+                reason = "a mention of a long-running command"
             # A synopsis (`homeiq query ENTITY_ID [--since 1h]`) names a shape, not a run.
-            if "[" in command or re.search(r"\b[A-Z][A-Z_]*\b", command):
-                continue
-            yield Example(doc, number, (command,), marker[1] if marker else None, None)
+            elif "[" in command or re.search(r"\b[A-Z][A-Z_]*\b", command):
+                reason = "a synopsis with placeholders"
+            yield Example(doc, number, (command,), reason, None)
 
 
 def collect() -> list[Example]:

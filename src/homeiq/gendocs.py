@@ -344,6 +344,8 @@ def api_markdown() -> str:
         f" `homeiq demo` at {API_BASE} by default (`HOMEIQ_API_HOST`, `HOMEIQ_API_PORT`).",
         "The schema itself is at `/api/v1/openapi.json` (read key). The examples read the",
         "key from `$HOMEIQ_API_KEY`; `X-API-Key: KEY` works as well as the Bearer header.",
+        "Times are ISO 8601 with a UTC offset: in a URL, write the offset's `+` as `%2B`",
+        "(as the examples do; a bare `+` decodes to a space) or use `Z`.",
         "",
         spec["info"]["description"].strip(),
         "",

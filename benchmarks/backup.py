@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import print_header
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATASET = Path.home() / ".cache/homeiq/bench-api-sqlite-10000000e-500n-90d-s1-g1"
 DATABASES = ("metadata.db", "events.db", "rollups.db", "spool.db")
@@ -136,8 +138,7 @@ def main() -> None:
         f"{'step':<10} {'HomeIQ s':>9} {'baseline s':>11} {'ratio':>6}"
         f" {'HomeIQ MB':>10} {'baseline MB':>12}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for step in ("create", "verify"):
         mine, theirs = ours[f"{step}_s"], base[f"{step}_s"]
         sizes = (

@@ -59,12 +59,19 @@ from typing import Any
 import aiohttp
 import orjson
 
+from _common import (
+    MEASUREMENT,
+    influx_count,
+    influx_run,
+    print_header,
+    process_cpu_s,
+    start_influxd,
+)
+
 TOKEN = "benchmark-token"  # a local throw-away token for the simulator
-ROOT = Path(__file__).resolve().parents[1]  # the repository (tests.support.influxdb)
 
 # InfluxDB: HomeIQ's measurement, and the bare client's request size (HomeIQ's default
 # batch_max_events, so both send requests of the same size).
-MEASUREMENT = "home_assistant_events"
 BASELINE_BATCH = 5000
 # Two requests in flight: what a competent bare client does (it keeps reading while
 # InfluxDB writes), and the faster of the two here (one at a time: 15-16k events/s,
@@ -358,38 +365,13 @@ class _Influx:
     in_flight: int  # the baseline's requests in flight
 
 
-def _influx_request(url: str, q: str, db: str | None = None) -> dict[str, Any]:
-    params = {"q": q, "epoch": "u"} if db is None else {"q": q, "epoch": "u", "db": db}
-    request = urllib.request.Request(
-        f"{url}/query", data=urllib.parse.urlencode(params).encode(), method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=300) as response:
-        result: dict[str, Any] = json.loads(response.read())["results"][0]
-    if "error" in result:
-        raise RuntimeError(f"influxdb query {q!r} failed: {result['error']}")
-    return result
-
-
-def _influx_count(url: str, database: str) -> int:
-    result = _influx_request(url, f'SELECT count("source") FROM "{MEASUREMENT}"', database)
-    series = result.get("series") or [{"values": [[0, 0]]}]
-    return int(series[0]["values"][0][1])
-
-
-def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _quiet_cpu_s(pid: int) -> float:
     """The process's CPU seconds once it stopped working (or after QUIET_MAX_S)."""
     deadline = time.monotonic() + QUIET_MAX_S
-    before = _process_cpu_s(pid)
+    before = process_cpu_s(pid)
     while True:
         time.sleep(QUIET_INTERVAL_S)
-        now = _process_cpu_s(pid)
+        now = process_cpu_s(pid)
         if now - before < QUIET_CPU_S or time.monotonic() > deadline:
             return now
         before = now
@@ -425,13 +407,13 @@ def _influx_account(
     else:
         result["server_cpu_us_per_event"] = None
     result["reported_stored"] = result["stored"]
-    result["stored"] = _influx_count(influx.url, database)
+    result["stored"] = influx_count(influx.url, database)
     if influx.root is not None:
         size = _dir_bytes(influx.root / "data" / database) + _dir_bytes(
             influx.root / "wal" / database
         )
         result["bytes_per_event"] = size / max(result["stored"], 1)
-    _influx_request(influx.url, f'DROP DATABASE "{database}"')
+    influx_run(influx.url, f'DROP DATABASE "{database}"')
 
 
 def _run(
@@ -516,12 +498,7 @@ def _influx_main(args: argparse.Namespace) -> None:
             url, args.influxdb_pid or _find_influxd(url), None, args.baseline_in_flight
         )
     else:
-        if str(ROOT) not in sys.path:  # run as `python benchmarks/ingest.py`
-            sys.path.insert(0, str(ROOT))
-        from tests.support.influxdb import InfluxDBServer
-
-        server = InfluxDBServer()
-        server.start()
+        server = start_influxd()
         assert server.proc is not None
         influx = _Influx(server.url, server.proc.pid, server.root, args.baseline_in_flight)
     try:
@@ -550,8 +527,7 @@ def _influx_main(args: argparse.Namespace) -> None:
         f"{'ratio':>7}{'CPU µs/ev':>11}{'server µs/ev':>14}{'peak RSS MB':>13}"
         f"{'bytes/event':>13}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for name, r in results.items():
         rate = r["events"] / r["seconds"]
         server_us = r["server_cpu_us_per_event"]
@@ -620,8 +596,7 @@ def main() -> None:
         f"{'run':<10}{'stored':>10}{'rejected':>10}{'seconds':>9}{'events/s':>10}"
         f"{'ratio':>7}{'CPU µs/ev':>11}{'peak RSS MB':>13}{'bytes/event':>13}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for name, r in results.items():
         rate = r["events"] / r["seconds"]
         print(

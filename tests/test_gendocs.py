@@ -4,18 +4,37 @@ current)."""
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from homeiq import gendocs
 from homeiq.api.app import openapi_schema
-from homeiq.gendocs import GENERATED, api_markdown, cli_markdown, main, settings_markdown
+from homeiq.gendocs import (
+    GENERATED,
+    MissingExample,
+    api_markdown,
+    cli_markdown,
+    main,
+    missing_examples,
+    settings_markdown,
+    stale,
+)
 from homeiq.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Until the api branch (issue #10, point "curl examples in docs/api.md answer 422") gives
+# every required parameter an example, gendocs exits 1 on this branch by design. Remove
+# this marker, and its uses, once that branch is merged: strict, so an XPASS says when.
+API_EXAMPLES_PENDING = pytest.mark.xfail(
+    strict=True,
+    reason="#10: required API parameters get OpenAPI examples on the api branch",
+)
 
 SUBCOMMAND_USAGES = {
     "run": "usage: homeiq run [-h]",
@@ -159,6 +178,7 @@ def test_settings_markdown_types_and_defaults() -> None:
 # -- main: write and --check -----------------------------------------------------------
 
 
+@API_EXAMPLES_PENDING
 def test_main_writes_both_files_then_check_passes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -184,6 +204,7 @@ def test_main_writes_both_files_then_check_passes(
     assert (captured.out, captured.err) == ("", "")
 
 
+@API_EXAMPLES_PENDING
 def test_check_reports_the_edited_file_and_does_not_rewrite_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -206,6 +227,7 @@ def test_check_reports_the_edited_file_and_does_not_rewrite_it(
     assert main(["--check", "--root", str(tmp_path)]) == 0
 
 
+@API_EXAMPLES_PENDING
 def test_check_reports_missing_and_trailing_whitespace_edits(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -223,6 +245,7 @@ def test_check_reports_missing_and_trailing_whitespace_edits(
     assert capsys.readouterr().err == (f"{cli_md} is out of date: run python -m homeiq.gendocs\n")
 
 
+@API_EXAMPLES_PENDING
 def test_root_defaults_to_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -233,14 +256,38 @@ def test_root_defaults_to_the_working_directory(
     assert main(["--check"]) == 0
 
 
-def test_outputs_are_the_three_docs(tmp_path: Path) -> None:
-    assert gendocs.outputs(tmp_path) == {
-        tmp_path / "docs" / "cli.md": cli_markdown(),
-        tmp_path / "docs" / "settings.md": settings_markdown(),
-        tmp_path / "docs" / "api.md": api_markdown(),
-    }
+@pytest.mark.parametrize("name", ["cli.md", "settings.md", "api.md"])
+def test_check_detects_a_one_character_drift_in_each_file(tmp_path: Path, name: str) -> None:
+    main(["--root", str(tmp_path)])
+    assert stale(tmp_path) == {}  # a fresh render is current
+    edited = tmp_path / "docs" / name
+    text = edited.read_text(encoding="utf-8")
+    middle = len(text) // 2
+    drifted = text[:middle] + ("x" if text[middle] != "x" else "y") + text[middle + 1 :]
+    edited.write_text(drifted, encoding="utf-8")
+
+    assert list(stale(tmp_path)) == [edited]
+    assert stale(tmp_path)[edited] == text  # what it must hold: the render, not the edit
+    main(["--root", str(tmp_path)])
+    assert edited.read_text(encoding="utf-8") == text
+    assert stale(tmp_path) == {}
 
 
+@API_EXAMPLES_PENDING
+def test_check_exit_code_follows_the_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--root", str(tmp_path)]) == 0
+    api_md = tmp_path / "docs" / "api.md"
+    api_md.write_text(api_md.read_text(encoding="utf-8").replace("curl", "curk", 1))
+    capsys.readouterr()
+    assert main(["--check", "--root", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"{api_md} is out of date: run python -m homeiq.gendocs\n"
+    assert main(["--root", str(tmp_path)]) == 0
+    assert main(["--check", "--root", str(tmp_path)]) == 0
+
+
+@API_EXAMPLES_PENDING
 def test_repository_docs_are_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
     assert (REPO / "docs" / "cli.md").is_file()
     assert main(["--check", "--root", str(REPO)]) == 0, capsys.readouterr().err
@@ -249,6 +296,7 @@ def test_repository_docs_are_up_to_date(capsys: pytest.CaptureFixture[str]) -> N
 # -- docs/api.md -----------------------------------------------------------------------
 
 
+@API_EXAMPLES_PENDING
 def test_api_markdown_documents_every_operation_with_its_scope_and_a_curl() -> None:
     text = api_markdown()
     assert text.startswith(f"# HTTP API reference\n\n{GENERATED}\n")
@@ -287,3 +335,115 @@ def test_api_markdown_does_not_depend_on_the_environment(monkeypatch: pytest.Mon
     monkeypatch.setenv("HOMEIQ_API_CORS_ORIGINS", "https://a.example")
     monkeypatch.setenv("HOMEIQ_API_RATE_LIMIT_READ", "1/second")
     assert api_markdown() == reference
+
+
+def _operation(*params: dict[str, Any], body: dict[str, Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {"parameters": list(params), "security": [{"key": []}]}
+    if body is not None:
+        operation["requestBody"] = {"content": {"application/json": {"schema": body}}}
+    return operation
+
+
+def test_curl_fills_every_required_parameter_with_its_example_percent_encoded() -> None:
+    operation = _operation(
+        {
+            "name": "context_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "examples": {"one": {"value": "01J/X"}},
+        },
+        {
+            "name": "entity_id",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "array", "examples": [["sensor.a", "sensor.b"]]},
+        },
+        {
+            "name": "start",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "examples": ["2026-11-26T12:00:00+00:00"]},
+        },
+        {"name": "minimal", "in": "query", "required": True, "example": True, "schema": {}},
+        {"name": "end", "in": "query", "required": False, "schema": {"type": "string"}},
+    )
+    curl = gendocs._curl("get", "/api/v1/x/{context_id}", operation, {})
+    assert curl == (
+        'curl -H "Authorization: Bearer $HOMEIQ_API_KEY" '
+        "'http://127.0.0.1:8642/api/v1/x/01J%2FX?entity_id=sensor.a&entity_id=sensor.b"
+        "&start=2026-11-26T12:00:00%2B00:00&minimal=true'"
+    )
+
+
+def test_curl_refuses_required_parameters_without_an_example() -> None:
+    operation = _operation(
+        {"name": "entity_id", "in": "query", "required": True, "schema": {"type": "string"}},
+        {
+            "name": "start",
+            "in": "query",
+            "required": True,
+            "schema": {"anyOf": [{"type": "string", "examples": ["2026-11-26T12:00:00Z"]}]},
+        },
+        {"name": "time", "in": "query", "required": True, "schema": {"type": "string"}},
+    )
+    with pytest.raises(MissingExample) as caught:
+        gendocs._curl("get", "/api/v1/x", operation, {})
+    assert str(caught.value) == (
+        "required query parameter `entity_id`, query parameter `time` without an example"
+    )
+
+
+def test_curl_body_comes_from_the_field_examples_and_needs_one_per_required_field() -> None:
+    components = {
+        "RebuildIn": {
+            "properties": {
+                "start": {"type": "string", "examples": ["2026-11-26T00:00:00+00:00"]},
+                "entity_id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            },
+            "required": ["start"],
+        }
+    }
+    body = {"$ref": "#/components/schemas/RebuildIn"}
+    curl = gendocs._curl("post", "/r", _operation(body=body), components)
+    assert "-X POST" in curl
+    assert """-d '{"start":"2026-11-26T00:00:00+00:00"}'""" in curl
+    del components["RebuildIn"]["properties"]["start"]["examples"]
+    with pytest.raises(MissingExample, match="required body field `start` without"):
+        gendocs._curl("post", "/r", _operation(body=body), components)
+
+
+def test_main_fails_naming_the_route_and_parameter_without_an_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = copy.deepcopy(openapi_schema())
+    operation = spec["paths"]["/api/v1/registry/areas/{area_id}"]["get"]
+    [area_id] = [p for p in operation["parameters"] if p["name"] == "area_id"]
+    area_id["schema"].pop("examples")  # the one the schema gives today
+    monkeypatch.setattr(gendocs, "openapi_schema", lambda: spec)
+    main(["--root", str(tmp_path)])
+    capsys.readouterr()
+    assert main(["--check", "--root", str(tmp_path)]) == 1
+    assert (
+        "docs/api.md: GET /api/v1/registry/areas/{area_id}: required path parameter"
+        " `area_id` without an example" in capsys.readouterr().err
+    )
+    text = (tmp_path / "docs" / "api.md").read_text(encoding="utf-8")
+    assert "# not generated: required path parameter `area_id` without an example" in text
+
+
+@API_EXAMPLES_PENDING
+def test_every_required_parameter_of_the_api_has_an_example() -> None:
+    assert missing_examples() == []
+    for curl in re.findall(r"^curl .*$", api_markdown(), flags=re.M):
+        assert "START" not in curl and "CONTEXT_ID" not in curl
+    assert "# not generated" not in api_markdown()
+
+
+def test_optional_settings_are_not_marked_required() -> None:
+    rows = _rows(settings_markdown())
+    for name, info in Settings.model_fields.items():
+        cells = rows[f"HOMEIQ_{name.upper()}"]
+        assert (cells[2] == "(required)") is info.is_required(), name
+    for var in ("HOMEIQ_API_CORS_ORIGINS", "HOMEIQ_BACKUP_TARGETS", "HOMEIQ_BACKUP_RECIPIENTS"):
+        assert rows[var][2] == "empty", var

@@ -14,9 +14,10 @@ import shlex
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
-from pydantic_core import PydanticUndefined
+from pydantic.fields import FieldInfo
 
 from homeiq.api.app import openapi_schema
 from homeiq.cli import build_parser
@@ -78,18 +79,32 @@ def settings_markdown() -> str:
     ]
     secrets = set(file_fields())
     for name, info in Settings.model_fields.items():
-        default = info.default
-        shown = "(required)" if default is PydanticUndefined else f"`{default}`"
-        if default is None:
-            shown = "unset"
-        kind = str(info.annotation).replace("typing.", "").replace("pathlib.", "")
-        kind = kind.replace("pydantic.types.", "").replace("<class '", "").replace("'>", "")
-        env = f"`{ENV_PREFIX}{name.upper()}`"
-        if name in secrets:
-            env += f" or `{ENV_PREFIX}{name.upper()}_FILE`"
-        description = (info.description or "").replace("|", "\\|")
-        lines.append(f"| {env} | {kind.replace('|', 'or')} | {shown} | {description} |")
+        lines.append(_settings_row(name, info, secrets))
     return "\n".join(lines) + "\n"
+
+
+def _default_shown(info: FieldInfo) -> str:
+    """The default as the docs show it; ``default_factory=list`` is an empty list, not
+    a required field (``info.default`` alone reads as undefined for it)."""
+    if info.is_required():
+        return "(required)"
+    default = info.get_default(call_default_factory=True)
+    if default is None:
+        return "unset"
+    if default == []:
+        return "empty"
+    return f"`{default}`"
+
+
+def _settings_row(name: str, info: FieldInfo, secrets: set[str]) -> str:
+    shown = _default_shown(info)
+    kind = str(info.annotation).replace("typing.", "").replace("pathlib.", "")
+    kind = kind.replace("pydantic.types.", "").replace("<class '", "").replace("'>", "")
+    env = f"`{ENV_PREFIX}{name.upper()}`"
+    if name in secrets:
+        env += f" or `{ENV_PREFIX}{name.upper()}_FILE`"
+    description = (info.description or "").replace("|", "\\|")
+    return f"| {env} | {kind.replace('|', 'or')} | {shown} | {description} |"
 
 
 API_BASE = "http://127.0.0.1:8642"
@@ -144,17 +159,51 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _example_value(name: str, schema: dict[str, Any]) -> Any:
+class MissingExample(Exception):
+    """A required parameter or body field has no example in the OpenAPI schema: the
+    curl line of docs/api.md could not be run as written."""
+
+
+_NO_EXAMPLE = object()
+
+
+def _schema_example(schema: dict[str, Any]) -> Any:
+    """The first example a JSON schema (or one of its ``anyOf`` options) gives."""
     for option in [schema, *schema.get("anyOf", [])]:
         if option.get("examples"):
             return option["examples"][0]
-    if schema.get("type") == "integer":
-        return 1
-    return name.upper()
+        if "example" in option:
+            return option["example"]
+    return _NO_EXAMPLE
+
+
+def _parameter_example(param: dict[str, Any]) -> Any:
+    """A parameter's example: its own ``example``/``examples`` (OpenAPI's named map, whose
+    first entry's ``value`` is taken), else its schema's."""
+    if "example" in param:
+        return param["example"]
+    examples = param.get("examples")
+    if isinstance(examples, dict) and examples:
+        first = next(iter(examples.values()))
+        if isinstance(first, dict) and "value" in first:
+            return first["value"]
+    return _schema_example(param.get("schema", {}))
+
+
+def _query_string(params: list[tuple[str, Any]]) -> str:
+    """``name=value`` pairs, a list repeated once per item, percent-encoded: a ``+`` in a
+    time must arrive as ``+``, not as the space a bare ``+`` decodes to."""
+    pairs = []
+    for name, value in params:
+        for item in value if isinstance(value, list) else [value]:
+            text = str(item).lower() if isinstance(item, bool) else str(item)
+            pairs.append(f"{quote(name, safe='')}={quote(text, safe=':')}")
+    return "&".join(pairs)
 
 
 def _example_body(schema: dict[str, Any], components: dict[str, Any]) -> Any:
-    """An example request body: the model's own example, else its fields' examples."""
+    """An example request body: the model's own example, else its fields' examples (every
+    required field must have one)."""
     if "anyOf" in schema:  # one of several shapes: show the first
         schema = schema["anyOf"][0]
     if "$ref" in schema:
@@ -162,19 +211,35 @@ def _example_body(schema: dict[str, Any], components: dict[str, Any]) -> Any:
     if schema.get("examples"):
         return schema["examples"][0]
     required = schema.get("required", [])
-    return {
-        name: _example_value(name, field)
-        for name, field in schema.get("properties", {}).items()
-        if name in required or field.get("examples")
-    }
+    body = {}
+    for name, field in schema.get("properties", {}).items():
+        value = _schema_example(field)
+        if value is _NO_EXAMPLE and name in required:
+            raise MissingExample(f"required body field `{name}` without an example")
+        if value is not _NO_EXAMPLE:
+            body[name] = value
+    return body
 
 
 def _curl(method: str, path: str, operation: dict[str, Any], components: dict[str, Any]) -> str:
+    """The operation's curl line, every required parameter filled with its example.
+
+    Raises MissingExample naming every required parameter without one."""
     url = path
-    for param in operation.get("parameters", []):
+    query: list[tuple[str, Any]] = []
+    required = [p for p in operation.get("parameters", []) if p.get("required")]
+    missing = [p for p in required if _parameter_example(p) is _NO_EXAMPLE]
+    if missing:
+        named = ", ".join(f"{p['in']} parameter `{p['name']}`" for p in missing)
+        raise MissingExample(f"required {named} without an example")
+    for param in required:
+        value = _parameter_example(param)
         if param["in"] == "path":
-            value = _example_value(param["name"], param["schema"])
-            url = url.replace("{" + param["name"] + "}", str(value))
+            url = url.replace("{" + param["name"] + "}", quote(str(value), safe=""))
+        elif param["in"] == "query":
+            query.append((param["name"], value))
+    if query:
+        url += "?" + _query_string(query)
     parts = ["curl"]
     if method != "get":
         parts += ["-X", method.upper()]
@@ -186,6 +251,31 @@ def _curl(method: str, path: str, operation: dict[str, Any], components: dict[st
         parts += ["-H", "'Content-Type: application/json'", "-d", shlex.quote(example)]
     parts.append(shlex.quote(API_BASE + url))
     return " ".join(parts)
+
+
+def _curl_or_placeholder(
+    method: str, path: str, operation: dict[str, Any], components: dict[str, Any]
+) -> str:
+    try:
+        return _curl(method, path, operation, components)
+    except MissingExample as exc:
+        # Rendered anyway so the rest of the page stays reviewable; missing_examples()
+        # makes gendocs fail until the schema gives the example.
+        return f"# not generated: {exc}"
+
+
+def missing_examples() -> list[str]:
+    """Every operation whose curl example cannot be built: route and parameter named."""
+    spec = openapi_schema()
+    components = spec["components"]["schemas"]
+    problems = []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            try:
+                _curl(method, path, operation, components)
+            except MissingExample as exc:
+                problems.append(f"{method.upper()} {path}: {exc}")
+    return problems
 
 
 def _operation_markdown(
@@ -223,7 +313,7 @@ def _operation_markdown(
         lines.append(f"| {status} | {shape} | {_cell(response.get('description', ''))} |")
     if errors:
         lines.append(f"| {', '.join(errors)} | `{ERROR_SCHEMA}` | see [Errors](#errors) |")
-    lines += ["", "```sh", _curl(method, path, operation, components), "```", ""]
+    lines += ["", "```sh", _curl_or_placeholder(method, path, operation, components), "```", ""]
     return lines
 
 
@@ -254,6 +344,8 @@ def api_markdown() -> str:
         f" `homeiq demo` at {API_BASE} by default (`HOMEIQ_API_HOST`, `HOMEIQ_API_PORT`).",
         "The schema itself is at `/api/v1/openapi.json` (read key). The examples read the",
         "key from `$HOMEIQ_API_KEY`; `X-API-Key: KEY` works as well as the Bearer header.",
+        "Times are ISO 8601 with a UTC offset: in a URL, write the offset's `+` as `%2B`",
+        "(as the examples do; a bare `+` decodes to a space) or use `Z`.",
         "",
         spec["info"]["description"].strip(),
         "",
@@ -296,26 +388,39 @@ def outputs(root: Path) -> dict[Path, str]:
     }
 
 
+def stale(root: Path) -> dict[Path, str]:
+    """The generated files under ``root`` that differ from what the code renders (or are
+    missing), with the text each must hold."""
+    found = {}
+    for path, text in outputs(root).items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current != text:
+            found[path] = text
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Write the docs, or with ``--check`` report which are stale."""
+    """Write the docs, or with ``--check`` report which are stale; either way fail when
+    an API example cannot be built (a required parameter without an example)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if a file is out of date")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in outputs(args.root).items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
+    outdated = stale(args.root)
+    for path, text in outdated.items():
         if args.check:
-            stale.append(path)
+            print(f"{path} is out of date: run python -m homeiq.gendocs", file=sys.stderr)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path}")
-    for path in stale:
-        print(f"{path} is out of date: run python -m homeiq.gendocs", file=sys.stderr)
-    return 1 if stale else 0
+    problems = missing_examples()
+    for problem in problems:
+        print(
+            f"docs/api.md: {problem} in the OpenAPI schema (give it examples=[...])",
+            file=sys.stderr,
+        )
+    return 1 if problems or (args.check and outdated) else 0
 
 
 if __name__ == "__main__":

@@ -43,31 +43,8 @@ RUN_TIMEOUT_S = 30.0
 # one of the block's commands); strict xfails, so each XPASS tells the lead to delete its
 # line after the merge. MARKER_PENDING ones are not run (they cannot run here: they wait
 # for their owner's not-run marker); FIX_PENDING ones run and fail until the fix lands.
-MARKER_PENDING: dict[tuple[str, str], str] = {
-    ("README.md", "pip install . && homeiq demo"): "cli helper: README marks it not-run",
-    ("README.md", "export HOMEIQ_HA_URL=http://homeassistant.local:8123"): (
-        "cli helper: README marks `homeiq run` against a real Home Assistant not-run"
-    ),
-    ("docs/backup-restore.md", "homeiq backup create [--target file:///mnt/nas/homeiq]"): (
-        "stores helper: a synopsis with [options] and a made-up archive: mark it not-run"
-    ),
-    ("docs/backup-restore.md", "age -d -i identity.txt homeiq-20261126T033000Z.tar.age"): (
-        "stores helper: needs an archive and its identity: mark it not-run"
-    ),
-    ("docs/influxdb.md", "export HOMEIQ_INFLUXDB_DATABASE=homeiq"): (
-        "stores helper: needs a real InfluxDB and runs forever: mark it not-run"
-    ),
-}
-FIX_PENDING: dict[tuple[str, str], str] = {
-    ("README.md", "homeiq query sensor.living_room_temperature --since 1h"): (
-        "cli helper: README's entity is sensor.living_room_multisensor_temperature"
-    ),
-    ("docs/api.md", "GET /api/v1/history"): "api helper: required parameters get examples",
-    ("docs/api.md", "GET /api/v1/trace/{context_id}"): "api helper: context_id gets an example",
-    ("docs/api.md", "GET /api/v1/events/trace"): "api helper: required parameters get examples",
-    ("docs/api.md", "GET /api/v1/statistics"): "api helper: required parameters get examples",
-    ("docs/api.md", "POST /api/v1/admin/rollups/rebuild"): "api helper: `start` gets an example",
-}
+MARKER_PENDING: dict[tuple[str, str], str] = {}
+FIX_PENDING: dict[tuple[str, str], str] = {}
 # README's command table and prose name the long-running commands: those mentions (and
 # synopses with placeholders) are reported as skipped, not run (the blocks that show
 # them carry their own marker).

@@ -28,13 +28,6 @@ from homeiq.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Until the api branch (issue #10, point "curl examples in docs/api.md answer 422") gives
-# every required parameter an example, gendocs exits 1 on this branch by design. Remove
-# this marker, and its uses, once that branch is merged: strict, so an XPASS says when.
-API_EXAMPLES_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="#10: required API parameters get OpenAPI examples on the api branch",
-)
 
 SUBCOMMAND_USAGES = {
     "run": "usage: homeiq run [-h]",
@@ -76,7 +69,7 @@ def restore_columns(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_markdown_has_every_subcommand() -> None:
     text = cli_markdown()
     assert text.startswith(f"# Command-line reference\n\n{GENERATED}\n")
-    assert "usage: homeiq [-h] COMMAND ..." in text
+    assert "usage: homeiq [-h] [--version] COMMAND ..." in text
     headings = [line[len("## homeiq ") :] for line in text.splitlines() if line.startswith("## ")]
     assert headings == list(SUBCOMMAND_USAGES)
     for name, usage in SUBCOMMAND_USAGES.items():
@@ -88,8 +81,8 @@ def test_cli_markdown_lists_options_and_help_texts() -> None:
     text = cli_markdown()
     for needle in (
         "--since SINCE  1h, 30m, 2d or ISO time",
-        "--limit LIMIT  at most this many rows",
-        "entity_id      e.g. sensor.living_room_temperature",
+        "--limit LIMIT  at most this many rows (≥ 1)",
+        "entity_id      e.g. sensor.living_room_multisensor_temperature",
         "--count COUNT  stop the stream after N events",
         "show      print effective settings, secrets redacted",
         "query     print an entity's stored history",
@@ -178,7 +171,6 @@ def test_settings_markdown_types_and_defaults() -> None:
 # -- main: write and --check -----------------------------------------------------------
 
 
-@API_EXAMPLES_PENDING
 def test_main_writes_both_files_then_check_passes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,7 +196,6 @@ def test_main_writes_both_files_then_check_passes(
     assert (captured.out, captured.err) == ("", "")
 
 
-@API_EXAMPLES_PENDING
 def test_check_reports_the_edited_file_and_does_not_rewrite_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -227,7 +218,6 @@ def test_check_reports_the_edited_file_and_does_not_rewrite_it(
     assert main(["--check", "--root", str(tmp_path)]) == 0
 
 
-@API_EXAMPLES_PENDING
 def test_check_reports_missing_and_trailing_whitespace_edits(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -245,7 +235,6 @@ def test_check_reports_missing_and_trailing_whitespace_edits(
     assert capsys.readouterr().err == (f"{cli_md} is out of date: run python -m homeiq.gendocs\n")
 
 
-@API_EXAMPLES_PENDING
 def test_root_defaults_to_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -273,7 +262,6 @@ def test_check_detects_a_one_character_drift_in_each_file(tmp_path: Path, name: 
     assert stale(tmp_path) == {}
 
 
-@API_EXAMPLES_PENDING
 def test_check_exit_code_follows_the_drift(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -287,7 +275,6 @@ def test_check_exit_code_follows_the_drift(
     assert main(["--check", "--root", str(tmp_path)]) == 0
 
 
-@API_EXAMPLES_PENDING
 def test_repository_docs_are_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
     assert (REPO / "docs" / "cli.md").is_file()
     assert main(["--check", "--root", str(REPO)]) == 0, capsys.readouterr().err
@@ -296,7 +283,6 @@ def test_repository_docs_are_up_to_date(capsys: pytest.CaptureFixture[str]) -> N
 # -- docs/api.md -----------------------------------------------------------------------
 
 
-@API_EXAMPLES_PENDING
 def test_api_markdown_documents_every_operation_with_its_scope_and_a_curl() -> None:
     text = api_markdown()
     assert text.startswith(f"# HTTP API reference\n\n{GENERATED}\n")
@@ -432,7 +418,6 @@ def test_main_fails_naming_the_route_and_parameter_without_an_example(
     assert "# not generated: required path parameter `area_id` without an example" in text
 
 
-@API_EXAMPLES_PENDING
 def test_every_required_parameter_of_the_api_has_an_example() -> None:
     assert missing_examples() == []
     for curl in re.findall(r"^curl .*$", api_markdown(), flags=re.M):

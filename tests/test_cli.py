@@ -497,12 +497,17 @@ def test_query_since_is_inclusive_and_until_exclusive(
         "--until",
         "2024-05-01T12:03:00+02:00",
     )
-    assert [r[0] for r in rows[1:]] == ["2024-05-01T10:01:00+00:00", "2024-05-01T10:02:00+00:00"]
+    # The state at the start (10:00, held until 10:01) comes first, then the range.
+    assert [r[0] for r in rows[1:]] == [
+        "2024-05-01T10:00:00+00:00",
+        "2024-05-01T10:01:00+00:00",
+        "2024-05-01T10:02:00+00:00",
+    ]
 
 
 def test_query_since_naive_iso_is_utc(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = query(capsys, "sensor.x", "--since", "2024-05-01T10:02:00")
-    assert [r[1] for r in rows[1:]] == ["(removed)", "22.25"]
+    assert [r[1] for r in rows[1:]] == ["21.0", "(removed)", "22.25"]
 
 
 def test_query_limit_keeps_the_oldest_rows(
@@ -531,10 +536,16 @@ def test_query_of_an_unknown_entity_names_close_matches(
 def test_query_of_a_known_entity_with_nothing_in_the_range(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["query", "sensor.x", "--since", "2024-05-01T11:00:00+00:00"]) == 0
-    assert capsys.readouterr().out == "no events for sensor.x in that range\n"
     assert main(["query", "sensor.x", "--until", "2024-05-01T09:00:00+00:00"]) == 0
     assert capsys.readouterr().out == "no events for sensor.x in that range\n"
+
+
+def test_query_answers_the_state_at_the_start_of_a_quiet_range(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing changed after 10:03: a range starting later still says what the state was.
+    rows = query(capsys, "sensor.x", "--since", "2024-05-01T11:00:00+00:00")
+    assert [(r[0], r[1]) for r in rows[1:]] == [("2024-05-01T10:03:00+00:00", "22.25")]
 
 
 @pytest.mark.parametrize("limit", ["0", "-1", "x"])
@@ -557,7 +568,7 @@ def test_query_spans_are_relative_to_now(
     data = build_data_dir(tmp_path / "data", records)
     monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
     rows = query(capsys, "sensor.t", "--since", "1h")
-    assert [r[1] for r in rows[1:]] == ["recent", "newest"]
+    assert [r[1] for r in rows[1:]] == ["old", "recent", "newest"]  # "old": state at start
     rows = query(capsys, "sensor.t", "--since", "1d", "--until", "10m")
     assert [r[1] for r in rows[1:]] == ["old", "recent"]
 

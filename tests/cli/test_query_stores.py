@@ -73,5 +73,9 @@ def test_query_on_each_store(store: str, capsys: pytest.CaptureFixture[str]) -> 
         " did you mean sensor.living_room_multisensor_temperature?\n"
     )
 
+    # A quiet range still answers the state at its start (the last change before it)...
     assert main(["query", "light.hall", "--since", "2024-05-02T00:00:00Z"]) == 0
+    assert "2024-05-01T10:00:00+00:00  on" in capsys.readouterr().out
+    # ...and a range that ends before the first change has nothing.
+    assert main(["query", "light.hall", "--until", "2024-05-01T00:00:00Z"]) == 0
     assert capsys.readouterr().out == "no events for light.hall in that range\n"

@@ -64,10 +64,16 @@ def no_such_entity(entity_id: str, known: list[str]) -> str:
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
     """Print an entity's stored history as a table."""
+    from homeiq.ha.snapshot import with_start_states
     from homeiq.pipeline.normalize import format_time_us
 
     async def run(reader: EventReader) -> tuple[list[Any], list[str] | None]:
         records = await reader.history(args.entity_id, args.since, args.until, args.limit)
+        if args.since is not None:
+            # The state at the range start, as Home Assistant's history shows it: the last
+            # row before it, at its own time (it says since when the state held).
+            starts = await reader.last_states([args.entity_id], before=args.since)
+            records = with_start_states({args.entity_id: records}, starts)[args.entity_id]
         if records:
             return list(records), None
         return [], await known_entities(reader)

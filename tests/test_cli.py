@@ -1101,3 +1101,21 @@ def test_rollups_rebuild_recomputes_statistics_from_the_events(
     finally:
         store.close()
     assert (hour.count, hour.last_state) == (4, "22.25")
+
+
+def test_tables_escape_control_characters_of_stored_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A key named before names were checked: printing it must not forge a line or colour.
+    meta = MetadataStore.in_dir(tmp_path)
+    try:
+        meta.add_api_key(
+            name="evil\nkey 9 admin\x1b[31m", scopes=["read"], key_hash="h" * 64, created_at=1
+        )
+    finally:
+        meta.close()
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(tmp_path))
+    assert main(["keys", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "evil\\nkey 9 admin\\x1b[31m" in out
+    assert "\x1b" not in out and len(out.splitlines()) == 3

@@ -285,6 +285,7 @@ def check(case: Case, outcomes: Results) -> None:
     fill, done = outcomes
     got = done[case.id]
     assert "Traceback" not in got.out + got.err, got.err
+    assert "ssl:default" not in got.err, got.err  # aiohttp's noise, never the user's problem
     assert got.code == case.code, (got.code, got.err)
     if not case.message:
         assert got.err == ""  # a closed pipe: nothing to say

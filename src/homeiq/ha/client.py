@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,6 +28,7 @@ import orjson
 
 from homeiq.errors import AuthenticationFailed, ProtocolError, SourceUnavailable
 from homeiq.model import DeadLetter
+from homeiq.network import connection_error
 from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.normalize import describe
 from homeiq.pipeline.queue import EventQueue, Incoming
@@ -339,20 +339,6 @@ class HAClient:
         if raw is None:
             raw = payload.encode() if isinstance(payload, str) else payload_bytes(payload)
         await self.queue.offer(DeadLetter(reason, detail, raw, now_us()))
-
-
-def connection_error(exc: BaseException, url: str) -> str:
-    """A failure to connect in one short line, without aiohttp's ``ssl:default`` noise:
-    "cannot connect to 127.0.0.1:8123: connection refused"."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        error = exc.os_error
-        # asyncio's strerror is "Connect call failed (...)": the errno says it plainly.
-        cause = os.strerror(error.errno) if error.errno else str(error) or type(error).__name__
-        return f"cannot connect to {exc.host}:{exc.port}: {cause[:1].lower()}{cause[1:]}"
-    if isinstance(exc, TimeoutError):
-        return f"no answer from {url} in time"
-    text = str(exc) or type(exc).__name__
-    return f"cannot reach {url}: {text}"
 
 
 def _only_events(frame: str | bytes) -> bool:

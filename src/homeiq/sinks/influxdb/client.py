@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 
 from homeiq.errors import HomeIQError, QueryFailed, SinkRejected, SinkUnavailable
+from homeiq.network import connection_error
 from homeiq.sinks.influxdb.config import InfluxDBConfig
 from homeiq.sinks.influxdb.escaping import quote_ident
 
@@ -88,7 +89,7 @@ class InfluxDBClient:
         if isinstance(exc, TimeoutError):
             what = f"no answer within {self.config.timeout_s:g} s"
         else:
-            what = str(exc) or type(exc).__name__
+            what = connection_error(exc, self.config.url)
         how = f"failed {during}" if during else "is unreachable"
         return SinkUnavailable(self.config.scrub(f"InfluxDB at {self.config.url} {how}: {what}"))
 

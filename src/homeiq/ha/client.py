@@ -27,11 +27,10 @@ import aiohttp
 import orjson
 
 from homeiq.errors import AuthenticationFailed, ProtocolError, SourceUnavailable
-from homeiq.model import DeadLetter
+from homeiq.model import DeadLetter, now_us, payload_bytes
 from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.normalize import describe
 from homeiq.pipeline.queue import EventQueue, Incoming
-from homeiq.pipeline.writer import now_us, payload_bytes
 
 log = logging.getLogger(__name__)
 

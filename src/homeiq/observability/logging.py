@@ -6,6 +6,7 @@ it appears in a formatted record, whatever code logged it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Iterable
@@ -82,3 +83,20 @@ def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
     root.setLevel(level)
     # aiohttp's access log would print every request at INFO; keep it for debugging.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def stop_task(task: asyncio.Task[Any] | None, logger: logging.Logger) -> None:
+    """Cancel a background task and wait for it to end. A failure it had ended with is
+    logged with its exception (never swallowed), and stopping goes on: a caller stopping
+    several components must reach them all."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the caller itself is being cancelled, not only the task
+    except Exception as exc:
+        logger.error("%s had failed: %s", task.get_name(), exc, exc_info=exc)

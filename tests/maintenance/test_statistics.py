@@ -10,7 +10,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from homeiq.errors import SinkUnavailable
 from homeiq.maintenance.rollups import RollupStore, align
 from homeiq.maintenance.statistics import RollupMaintainer, statistics
 from homeiq.model import EventRecord, Source
@@ -166,10 +165,9 @@ async def test_a_failed_last_refresh_at_stop_is_logged_not_hidden(
     with caplog.at_level(logging.WARNING, logger="homeiq.maintenance.statistics"):
         await setup.maintainer.stop()  # does not raise
     (logged,) = caplog.records
-    assert "last rollup refresh failed at stop" in logged.getMessage()
-    assert logged.exc_info is not None
-    assert isinstance(logged.exc_info[1], SinkUnavailable)
-    assert "rollups.db: cannot write" in str(logged.exc_info[1])
+    assert "last rollup refresh failed at stop (" in logged.getMessage()
+    assert "rollups.db: cannot write" in logged.getMessage()  # the error, named
+    assert not logged.exc_info  # HomeIQ's own error: its message, no traceback
 
 
 async def test_an_unreadable_rollups_db_makes_new_entities_wait_for_a_recompute(

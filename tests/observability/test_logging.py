@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from homeiq.errors import AuthenticationFailed
 from homeiq.observability.logging import JsonFormatter, RedactSecrets, setup_logging, stop_task
 
 SECRET = "llat-0123456789abcdef"
@@ -247,6 +248,21 @@ async def test_stop_task_logs_a_failure_while_cancelling(caplog: pytest.LogCaptu
     with caplog.at_level(logging.ERROR, logger=STOP_LOG.name):
         await stop_task(task, STOP_LOG)
     assert [r.getMessage() for r in caplog.records] == ["drain had failed: cleanup failed"]
+
+
+async def test_stop_task_logs_homeiqs_own_errors_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def rejected() -> None:
+        raise AuthenticationFailed("Home Assistant rejected the access token")
+
+    task = asyncio.create_task(rejected(), name="ha-client")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.ERROR, logger=STOP_LOG.name):
+        await stop_task(task, STOP_LOG)
+    (record,) = caplog.records
+    assert record.getMessage() == "ha-client had failed: Home Assistant rejected the access token"
+    assert record.exc_info is None
 
 
 async def test_stop_task_is_quiet_for_a_plain_cancel_and_none(

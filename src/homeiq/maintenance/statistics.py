@@ -107,11 +107,12 @@ class RollupMaintainer:
         self._task = None
         try:
             await self.refresh()
-        except Exception:
+        except Exception as exc:
             log.warning(
-                "the last rollup refresh failed at stop: the rollups may miss the last"
+                "the last rollup refresh failed at stop (%s): the rollups may miss the last"
                 " seconds of events (homeiq rollups rebuild --since 1h recomputes them)",
-                exc_info=True,
+                exc,
+                exc_info=not isinstance(exc, HomeIQError),  # a traceback only for a bug
             )
 
     async def _run(self) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from homeiq.errors import HomeIQError
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -88,7 +90,8 @@ def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
 async def stop_task(task: asyncio.Task[Any] | None, logger: logging.Logger) -> None:
     """Cancel a background task and wait for it to end. A failure it had ended with is
     logged with its exception (never swallowed), and stopping goes on: a caller stopping
-    several components must reach them all."""
+    several components must reach them all. HomeIQ's own errors say what happened in
+    their message; a traceback is logged only for anything else (a bug)."""
     if task is None:
         return
     task.cancel()
@@ -98,5 +101,7 @@ async def stop_task(task: asyncio.Task[Any] | None, logger: logging.Logger) -> N
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise  # the caller itself is being cancelled, not only the task
+    except HomeIQError as exc:
+        logger.error("%s had failed: %s", task.get_name(), exc)
     except Exception as exc:
         logger.error("%s had failed: %s", task.get_name(), exc, exc_info=exc)

@@ -170,7 +170,7 @@ def test_a_full_disk_is_transient_and_names_the_file(conn: sqlite3.Connection) -
     mapped = sqlite_error(exc, "/data/metadata.db", "write")
     assert type(mapped) is SinkUnavailable
     assert str(mapped) == (
-        "/data/metadata.db: cannot write: database or disk is full (free some disk space)"
+        "sqlite cannot write /data/metadata.db: database or disk is full (free some disk space)"
     )
 
 
@@ -212,7 +212,7 @@ def test_a_file_that_cannot_be_opened_is_transient(tmp_path: Path) -> None:
     assert exc.sqlite_errorcode == SQLITE_CANTOPEN
     mapped = sqlite_error(exc, path, "open")
     assert type(mapped) is SinkUnavailable
-    assert f"{path}: cannot open: unable to open database file" in str(mapped)
+    assert f"sqlite cannot open {path}: unable to open database file" in str(mapped)
 
 
 def test_a_file_that_is_not_a_database_is_refused_for_good(tmp_path: Path) -> None:

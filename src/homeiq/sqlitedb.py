@@ -74,7 +74,7 @@ def sqlite_error(exc: sqlite3.Error, path: Path | str, action: str = "use") -> H
     # a wrong number of parameters) have none.
     code: int | None = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if code is not None else None
-    where = f"{path}: cannot {action}: {exc}"
+    where = f"sqlite cannot {action} {path}: {exc}"
     if primary in _TRANSIENT_HINTS:
         return SinkUnavailable(f"{where} ({_TRANSIENT_HINTS[primary]})")
     if primary in _PERMANENT_HINTS:

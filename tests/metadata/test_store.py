@@ -79,7 +79,7 @@ def test_metadata_store_creates_its_directory(tmp_path: Path) -> None:
 
 
 def test_a_missing_store_opened_read_only_is_unavailable_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(SinkUnavailable, match=r"metadata\.db: cannot open: unable to open"):
+    with pytest.raises(SinkUnavailable, match=r"sqlite cannot open .*metadata\.db: unable to open"):
         MetadataStore.in_dir(tmp_path, readonly=True)
 
 
@@ -91,7 +91,7 @@ def test_a_data_dir_that_is_a_file_is_unavailable(tmp_path: Path) -> None:
 
 def test_a_damaged_metadata_db_is_refused_naming_it(tmp_path: Path) -> None:
     (tmp_path / METADATA_DB).write_bytes(b"no database here " * 300)
-    with pytest.raises(SinkRejected, match=r"metadata\.db: cannot open: file is not a database"):
+    with pytest.raises(SinkRejected, match=r"cannot open .*metadata\.db: file is not a database"):
         MetadataStore.in_dir(tmp_path)
 
 
@@ -100,7 +100,7 @@ def test_a_full_disk_is_unavailable_and_keeps_what_was_stored(store: MetadataSto
     store.add_dead_letters([letter])
     full_disk(store)
     with pytest.raises(
-        SinkUnavailable, match=r"metadata\.db: cannot write: database or disk is full"
+        SinkUnavailable, match=r"cannot write .*metadata\.db: database or disk is full"
     ):
         store.add_dead_letters([DeadLetter("invalid_json", "x" * 50_000, b"{" * 50_000, 2, None)])
     assert store.dead_letters() == [letter]  # nothing half-written
@@ -252,7 +252,7 @@ def test_readonly_metadata_store_refuses_writes(tmp_path: Path) -> None:
     reader = MetadataStore.in_dir(tmp_path, readonly=True)
     try:
         assert reader.get("k") is None
-        with pytest.raises(SinkRejected, match=r"metadata\.db: cannot write: .*readonly"):
+        with pytest.raises(SinkRejected, match=r"cannot write .*metadata\.db: .*readonly"):
             reader.put("k", "v")
         assert reader.get("k") is None
     finally:

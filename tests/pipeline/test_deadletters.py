@@ -95,7 +95,7 @@ async def test_a_full_disk_keeps_letters_waiting_then_writes_them_in_order(
     assert rejected(metrics, "bad_state") == 1  # counted once, when it arrived
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1  # once per outage, not once per batch
-    assert "metadata.db: cannot write: database or disk is full" in errors[0].getMessage()
+    assert "metadata.db: database or disk is full" in errors[0].getMessage()
 
     disk_full(metadata, full=False)  # the operator freed space
     await keeper.keep([big("bad_state", 3)])

@@ -439,7 +439,7 @@ def test_a_full_disk_is_unavailable_and_the_retry_stores_everything(tmp_path: Pa
             rec(f"sensor.n{i}", i, attributes={"blob": noise.randbytes(2000).hex()})
             for i in range(50)
         ]
-        with pytest.raises(SinkUnavailable, match=r"events\.db: cannot write: database or disk"):
+        with pytest.raises(SinkUnavailable, match=r"cannot write .*events\.db: database or disk"):
             store.write(big)
         assert store.keys() == {("sensor.a", T0)}
         store._conn.execute("PRAGMA max_page_count=1073741823")  # space freed
@@ -453,7 +453,7 @@ def test_a_read_of_a_damaged_table_is_a_homeiq_error(tmp_path: Path) -> None:
     store = SQLiteEventStore.in_dir(tmp_path)
     try:
         store._conn.execute("DROP TABLE events")
-        with pytest.raises(IncompatibleSchema, match=r"events\.db: cannot read: no such table"):
+        with pytest.raises(IncompatibleSchema, match=r"cannot read .*events\.db: no such table"):
             store.keys()
         with pytest.raises(IncompatibleSchema):
             store.summary()
@@ -676,7 +676,9 @@ async def test_process_sink_open_errors_say_what_is_wrong(tmp_path: Path) -> Non
     (tmp_path / EVENTS_DB).mkdir()
     sink = SQLiteSink(tmp_path)
     try:
-        with pytest.raises(SinkUnavailable, match=r"events\.db: cannot open: unable to open"):
+        with pytest.raises(
+            SinkUnavailable, match=r"sqlite cannot open .*events\.db: unable to open"
+        ):
             await sink.open()
     finally:
         await sink.close()

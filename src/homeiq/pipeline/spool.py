@@ -319,7 +319,7 @@ class Spool:
     ) -> AppendResult:
         """Insert (deleting oldest batches first if needed) in one transaction; lock held."""
         last_id, dropped, batches, freed, lo, hi = 0, 0, 0, 0, None, None
-        with self._io("append a batch"), transaction(self._conn):
+        with self._io("append a batch to"), transaction(self._conn):
             excess = self._bytes + len(payload) - self.max_bytes
             if excess > 0:  # only reached with drop_oldest
                 # The shortest prefix of batches (oldest first) that frees `excess` bytes.
@@ -343,7 +343,7 @@ class Spool:
 
     def oldest(self) -> SpooledBatch | None:
         """The oldest batch (it stays spooled until :meth:`remove`), or None when empty."""
-        with self._lock, self._io("read a batch"):
+        with self._lock, self._io("read a batch from"):
             row = self._conn.execute(
                 "SELECT id, events, first_us, last_us, payload FROM batches ORDER BY id LIMIT 1"
             ).fetchone()
@@ -370,7 +370,7 @@ class Spool:
     def remove(self, batch_id: int) -> None:
         """Forget a batch once it is stored; removing an absent batch does nothing."""
         with self._lock:
-            with self._io("remove a batch"), transaction(self._conn):
+            with self._io("remove a batch from"), transaction(self._conn):
                 row = self._conn.execute(
                     "DELETE FROM batches WHERE id = ? RETURNING events, bytes", (batch_id,)
                 ).fetchall()

@@ -47,7 +47,7 @@ def serve_phase(args: argparse.Namespace) -> None:
     from homeiq.api.auth import create_key
     from homeiq.api.server import api_socket, serve
     from homeiq.metadata.store import MetadataStore
-    from homeiq.pipeline.delivery import now_us
+    from homeiq.model import now_us
     from homeiq.runtime import Runtime
     from homeiq.settings import Settings
 

@@ -5,6 +5,7 @@ refuses for good is dead-lettered with the store's own message."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from homeiq.errors import AuthenticationFailed
 from homeiq.ha.simulator import Simulator
 from homeiq.metadata.store import MetadataStore
 from homeiq.model import EventRecord
@@ -116,3 +118,23 @@ async def test_a_point_influxdb_refuses_is_dead_lettered_with_its_message(
         influxdb_database,
     )
     assert rows[0]["count"] == 5
+
+
+async def test_a_task_that_failed_is_logged_at_stop_and_stopping_goes_on(
+    tmp_path: Path, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(data_dir=tmp_path, backfill=False, sqlite_writer="thread")
+    runtime = Runtime(settings)
+    runtime.connect_to(sim.url, "not-the-token")
+    await runtime.start()
+    with pytest.raises(AuthenticationFailed):
+        await asyncio.wait_for(runtime.wait(), 20)  # the client's task ended with it
+    with caplog.at_level(logging.ERROR, logger="homeiq.runtime"):
+        await runtime.stop()
+    (failed,) = [r for r in caplog.records if "had failed" in r.getMessage()]
+    assert failed.getMessage().startswith("ha-client had failed: Home Assistant rejected")
+    assert failed.exc_info is None  # HomeIQ's own error: its message, no traceback
+    # Stopping went on past the failed task: the data directory is free for the next run.
+    again = Runtime(settings)
+    await again.start()
+    await again.stop()

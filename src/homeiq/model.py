@@ -7,8 +7,31 @@ the contract of DESIGN §5 and are what the API and every sink expose.
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
+
+
+def now_us() -> int:
+    """Wall-clock time in integer microseconds since the epoch (the unit of every time here)."""
+    return time.time_ns() // 1000
+
+
+def payload_bytes(message: object, raw: bytes | None = None) -> bytes:
+    """A received message as bytes for the dead-letter table: JSON when it can be, else
+    the frame it came in (``raw``), else its repr."""
+    try:
+        return orjson.dumps(message)
+    except TypeError:  # orjson refuses non-str keys, and nesting past 254 levels
+        pass
+    if raw is not None:
+        return raw
+    try:
+        return repr(message).encode()
+    except RecursionError:
+        return f"<a {type(message).__name__} nested too deeply to keep>".encode()
 
 
 class Source(enum.IntEnum):

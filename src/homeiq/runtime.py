@@ -9,7 +9,6 @@ and the batch in flight, then the stores close. The drain has a deadline
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from homeiq.maintenance.rollups import RollupStore
 from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
 from homeiq.metadata.store import MetadataStore
+from homeiq.observability.logging import stop_task
 from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.breaker import CircuitBreaker
 from homeiq.pipeline.delivery import Delivery
@@ -109,9 +109,7 @@ class GarbageCollection:
         """Stop collecting on a schedule; the last runtime hands GC back to Python."""
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop_task(self._task, log)
         self._task = None
         GarbageCollection.users -= 1
         if GarbageCollection.users == 0:
@@ -144,6 +142,8 @@ class Runtime:
             reset_s=settings.sink_breaker_reset_s,
             metrics=self.metrics,
         )
+        self.rollups = RollupStore.in_dir(settings.data_dir)
+        self.rollup_maintainer = RollupMaintainer(self.reader, self.rollups)
         self.delivery = Delivery(
             self.sink,
             self.spool,
@@ -151,10 +151,9 @@ class Runtime:
             self.metadata,
             self.metrics,
             retry_attempts=settings.sink_retry_attempts,
+            on_gap=self._wake_gaps,
+            on_stored=self.rollup_maintainer.stored,
         )
-        self.rollups = RollupStore.in_dir(settings.data_dir)
-        self.rollup_maintainer = RollupMaintainer(self.reader, self.rollups)
-        self.delivery.on_stored = self.rollup_maintainer.stored
         self.queue = EventQueue(settings.queue_max_events, self.metrics)
         self.normalizer = Normalizer(
             placement_of=self.registry.placement_of,
@@ -209,6 +208,7 @@ class Runtime:
                 known_entities=self._known_entities,
                 entities_per_request=s.backfill_entities_per_request,
                 max_age_s=s.backfill_max_days * 86400,
+                dead_letters=self.delivery.dead_letters,
             )
             self.gaps = GapFiller(
                 self.metadata,
@@ -217,7 +217,6 @@ class Runtime:
                 store_ready=self.delivery.wait_drained,
                 overlap_s=s.backfill_overlap_s,
             )
-            self.delivery.on_gap = self.gaps.wake
             self.snapshot.backfill_idle = self.gaps.wait_idle  # backfill's rows come first
         self.client = HAClient(
             url,
@@ -233,6 +232,11 @@ class Runtime:
             heartbeat_s=s.ha_heartbeat_s,
             heartbeat_timeout_s=s.ha_heartbeat_timeout_s,
         )
+
+    def _wake_gaps(self) -> None:
+        """The spool lost a span and recorded it as a gap: backfill it, if configured."""
+        if self.gaps is not None:
+            self.gaps.wake()
 
     async def _known_entities(self) -> list[str]:
         """Entities to ask Home Assistant's history about besides its current ones."""
@@ -272,18 +276,10 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop the source, drain the queue within the deadline, close the stores."""
-        if self._backup_task is not None:  # a backup cut short leaves no archive behind
-            self._backup_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._backup_task
-        if self._client_task is not None:
-            self._client_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._client_task
-        if self._gaps_task is not None:
-            self._gaps_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._gaps_task
+        # Each task's failure is logged by stop_task, and stopping goes on.
+        await stop_task(self._backup_task, log)  # a backup cut short leaves no archive
+        await stop_task(self._client_task, log)
+        await stop_task(self._gaps_task, log)
         if self.backfiller is not None:
             await self.backfiller.close()
         await self.sync.close()
@@ -294,6 +290,7 @@ class Runtime:
         finally:
             # Whatever happened to the writer, the stores close: no thread outlives us.
             await self.delivery.stop()
+            await self.delivery.dead_letters.flush()  # what metadata.db refused until now
             await self.rollup_maintainer.stop()  # a last refresh, while the reader is open
             await self.sink.close()
             await self.reader.close()
@@ -317,9 +314,7 @@ class Runtime:
                 self.settings.shutdown_deadline_s,
                 self.queue.qsize(),
             )
-            self._writer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer_task
+            await stop_task(self._writer_task, log)
 
     @property
     def writing(self) -> bool:

@@ -14,8 +14,7 @@ from fastapi import FastAPI
 
 from homeiq.api.app import create_app
 from homeiq.api.auth import create_key
-from homeiq.model import Area, Device, Entity, Floor, RegistrySnapshot
-from homeiq.pipeline.delivery import now_us
+from homeiq.model import Area, Device, Entity, Floor, RegistrySnapshot, now_us
 from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 

@@ -10,9 +10,8 @@ from typing import Any
 import orjson
 
 from homeiq.metadata.store import StoredDeadLetter
-from homeiq.model import DeadLetter, EventRecord, Source
+from homeiq.model import DeadLetter, EventRecord, Source, payload_bytes
 from homeiq.pipeline.normalize import format_time_us
-from homeiq.pipeline.writer import payload_bytes
 from tests.api.conftest import HA_TOKEN, INFLUX_PASSWORD, Api, assert_error
 
 T0 = 1_700_000_000_000_000

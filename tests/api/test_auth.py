@@ -26,7 +26,7 @@ from homeiq.api.auth import (
 from homeiq.api.scopes import SCOPES, granted, highest
 from homeiq.errors import ConfigError
 from homeiq.metadata.store import MetadataStore
-from homeiq.pipeline.delivery import now_us
+from homeiq.model import now_us
 from tests.api.conftest import Api, assert_error
 
 # -- keys --------------------------------------------------------------------------------------

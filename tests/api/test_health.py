@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from homeiq.ha.simulator import Simulator
-from homeiq.model import DeadLetter, EventRecord, Gap
-from homeiq.pipeline.delivery import now_us
+from homeiq.model import DeadLetter, EventRecord, Gap, now_us
 from homeiq.pipeline.normalize import format_time_us
 from tests.api.conftest import Api, ApiFactory, assert_error
 

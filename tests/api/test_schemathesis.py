@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, settings
 from homeiq.api.app import create_app, openapi_schema
 from homeiq.api.auth import create_key
 from homeiq.api.server import ApiServer, bind
-from homeiq.model import DeadLetter
-from homeiq.pipeline.writer import payload_bytes
+from homeiq.model import DeadLetter, payload_bytes
 from homeiq.runtime import Runtime
 from tests.api.conftest import SNAPSHOT, api_settings
 from tests.support.loopthread import LoopThread

@@ -20,10 +20,9 @@ from homeiq.errors import AuthenticationFailed, ProtocolError, SourceUnavailable
 from homeiq.ha.backfill import Backfiller, history_url, parse_history, rest_base_url
 from homeiq.ha.simulator import Simulator
 from homeiq.metadata.store import MetadataStore
-from homeiq.model import EventRecord, Source
+from homeiq.model import EventRecord, Source, now_us
 from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.normalize import Normalizer, format_time_us, parse_time_us
-from homeiq.pipeline.writer import now_us
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "ha-2024.3.3" / "history-period.json"
 SECRET = "wrong-token-0xDEADBEEF"
@@ -296,8 +295,8 @@ async def test_garbage_rows_are_dead_lettered(make: Any, metadata: MetadataStore
             ],
             [_row("sensor.b", "x", start + 5)],
         ]
-        store = Store()
-        result = await make(ha.url, store).fill(start, end)
+        store, metrics = Store(), Metrics()
+        result = await make(ha.url, store, metrics=metrics).fill(start, end)
         (path,) = ha.paths
     stamp = quote(format_time_us(start), safe="")
     assert "%2B00%3A00" in stamp
@@ -317,6 +316,11 @@ async def test_garbage_rows_are_dead_lettered(make: Any, metadata: MetadataStore
     (letter,) = metadata.dead_letters(reason="bad_state")
     assert orjson.loads(letter.payload)["state"] == 123
     assert letter.entity_id == "sensor.a"
+    # Counted like every other dead letter, by reason.
+    for reason in ("bad_state", "bad_timestamp", "not_an_object"):
+        rejected = metrics.value("homeiq_events_rejected_total", {"reason": reason})
+        assert rejected == 1, reason
+    assert metrics.rejected_total() == 3
 
 
 @pytest.mark.parametrize(

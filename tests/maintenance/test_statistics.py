@@ -3,6 +3,7 @@ events, and statistics answered from them alone."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -154,3 +155,27 @@ async def test_a_restart_goes_on_folding_where_the_saved_buckets_stopped(
         assert [(b.start, b.count, b.tw_sum, b.state_seconds) for b in buckets] == [
             (b.start, b.count, b.tw_sum, b.state_seconds) for b in recomputed
         ]
+
+
+async def test_a_failed_last_refresh_at_stop_is_logged_not_hidden(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    await setup.write([ev(0, "10"), ev(60, "20")])
+    setup.store.close()  # rollups.db cannot take the buckets any more
+    with caplog.at_level(logging.WARNING, logger="homeiq.maintenance.statistics"):
+        await setup.maintainer.stop()  # does not raise
+    (logged,) = caplog.records
+    assert "last rollup refresh failed at stop (" in logged.getMessage()
+    assert "sqlite cannot write" in logged.getMessage()
+    assert "rollups.db" in logged.getMessage()  # the error, named
+    assert not logged.exc_info  # HomeIQ's own error: its message, no traceback
+
+
+async def test_an_unreadable_rollups_db_makes_new_entities_wait_for_a_recompute(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup.store.close()
+    with caplog.at_level(logging.WARNING, logger="homeiq.maintenance.statistics"):
+        await setup.write([ev(0, "10")])  # the first event of an entity reads rollups.db
+    assert setup.maintainer._dirty == {"sensor.power": T0}  # recomputed by the next refresh
+    assert "cannot resume the rollups of sensor.power" in caplog.records[0].getMessage()

@@ -8,15 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from homeiq.errors import HomeIQError, IncompatibleSchema
+from homeiq.errors import IncompatibleSchema, SinkRejected, SinkUnavailable
 from homeiq.metadata import schema
-from homeiq.metadata.migrations import (
-    connect,
-    current_version,
-    migrate,
-    run_script,
-    transaction,
-)
 from homeiq.metadata.store import METADATA_DB, MetadataStore
 from homeiq.model import (
     Area,
@@ -29,6 +22,7 @@ from homeiq.model import (
     QualityEvent,
     RegistrySnapshot,
 )
+from homeiq.sqlitedb import connect, migrate, transaction
 
 
 @pytest.fixture
@@ -38,16 +32,15 @@ def store(tmp_path: Path) -> Iterator[MetadataStore]:
     opened.close()
 
 
-@pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    opened = connect(str(tmp_path / "test.db"))
-    yield opened
-    opened.close()
-
-
 def tables(conn: sqlite3.Connection) -> set[str]:
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     return {str(name) for (name,) in rows}
+
+
+def full_disk(store: MetadataStore) -> None:
+    """Cap the file at its size: SQLite's real SQLITE_FULL from the next page on."""
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count={pages}")
 
 
 def versions(path: Path) -> list[tuple[int, int]]:
@@ -58,113 +51,7 @@ def versions(path: Path) -> list[tuple[int, int]]:
         conn.close()
 
 
-# -- migrations -------------------------------------------------------------------------------
-
-
-def _create(name: str):  # type: ignore[no-untyped-def]
-    def step(conn: sqlite3.Connection) -> None:
-        conn.execute(f"CREATE TABLE {name} (x INTEGER)")
-
-    return step
-
-
-def test_fresh_database_is_at_latest_version(conn: sqlite3.Connection) -> None:
-    assert current_version(conn) == 0
-    assert migrate(conn, [_create("a"), _create("b")]) == 2
-    assert current_version(conn) == 2
-    assert {"a", "b", "schema_changes"} <= tables(conn)
-
-
-def test_migrate_again_is_a_no_op(conn: sqlite3.Connection) -> None:
-    calls: list[int] = []
-
-    def counted(conn: sqlite3.Connection) -> None:
-        calls.append(1)
-
-    migrate(conn, [counted])
-    before = conn.execute("SELECT * FROM schema_changes").fetchall()
-    assert migrate(conn, [counted]) == 1
-    assert calls == [1]
-    assert conn.execute("SELECT * FROM schema_changes").fetchall() == before
-
-
-def test_only_missing_steps_run(conn: sqlite3.Connection) -> None:
-    migrate(conn, [_create("a")])
-    ran: list[str] = []
-
-    def second(conn: sqlite3.Connection) -> None:
-        ran.append("second")
-        conn.execute("ALTER TABLE a ADD COLUMN y TEXT")
-
-    assert migrate(conn, [_create("a"), second]) == 2
-    assert ran == ["second"]
-    assert [v for (v,) in conn.execute("SELECT version FROM schema_changes ORDER BY 1")] == [1, 2]
-    conn.execute("INSERT INTO a (x, y) VALUES (1, 'ok')")
-
-
-def test_newer_database_is_refused(conn: sqlite3.Connection) -> None:
-    migrate(conn, [_create("a"), _create("b")])
-    with pytest.raises(IncompatibleSchema, match="version 2 is newer than this HomeIQ \\(1\\)"):
-        migrate(conn, [_create("a")])
-    assert current_version(conn) == 2
-
-
-def test_failing_step_rolls_back_and_keeps_the_old_version(conn: sqlite3.Connection) -> None:
-    migrate(conn, [_create("a")])
-
-    def broken(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE half_done (x INTEGER)")
-        conn.execute("INSERT INTO a VALUES (1)")
-        raise sqlite3.OperationalError("step failed midway")
-
-    with pytest.raises(sqlite3.OperationalError, match="midway"):
-        migrate(conn, [_create("a"), broken, _create("c")])
-    assert current_version(conn) == 1
-    assert "half_done" not in tables(conn)
-    assert "c" not in tables(conn)
-    assert conn.execute("SELECT COUNT(*) FROM a").fetchone() == (0,)
-    assert not conn.in_transaction
-    # Fixed code migrates from where it stopped.
-    assert migrate(conn, [_create("a"), _create("half_done"), _create("c")]) == 3
-    assert {"half_done", "c"} <= tables(conn)
-
-
-def test_failing_ddl_in_a_script_rolls_back_the_whole_step(conn: sqlite3.Connection) -> None:
-    def step(conn: sqlite3.Connection) -> None:
-        run_script(conn, "CREATE TABLE ok (x); CREATE TABLE ok (x);")
-
-    with pytest.raises(sqlite3.OperationalError, match="already exists"):
-        migrate(conn, [step])
-    assert current_version(conn) == 0
-    assert "ok" not in tables(conn)
-
-
-def test_run_script_skips_empty_statements(conn: sqlite3.Connection) -> None:
-    with transaction(conn):
-        run_script(conn, "\n  CREATE TABLE p (x);\n ; \n CREATE TABLE q (y);\n  ")
-    assert {"p", "q"} <= tables(conn)
-
-
-def test_transaction_commits_or_rolls_back(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TABLE t (x)")
-    with transaction(conn):
-        conn.execute("INSERT INTO t VALUES (1)")
-    with pytest.raises(KeyError), transaction(conn):
-        conn.execute("INSERT INTO t VALUES (2)")
-        raise KeyError("boom")
-    assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
-    assert not conn.in_transaction
-
-
-def test_connect_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
-    conn = connect(str(tmp_path / "x.db"))
-    try:
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
-        assert conn.execute("PRAGMA busy_timeout").fetchone() == (30000,)
-        assert conn.isolation_level is None
-    finally:
-        conn.close()
+# -- opening ----------------------------------------------------------------------------------
 
 
 def test_metadata_store_schema_is_current_and_reopen_is_no_op(tmp_path: Path) -> None:
@@ -189,6 +76,35 @@ def test_metadata_store_refuses_a_newer_schema(tmp_path: Path) -> None:
 def test_metadata_store_creates_its_directory(tmp_path: Path) -> None:
     MetadataStore.in_dir(tmp_path / "nested" / "dir").close()
     assert (tmp_path / "nested" / "dir" / METADATA_DB).is_file()
+
+
+def test_a_missing_store_opened_read_only_is_unavailable_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(SinkUnavailable, match=r"sqlite cannot open .*metadata\.db: unable to open"):
+        MetadataStore.in_dir(tmp_path, readonly=True)
+
+
+def test_a_data_dir_that_is_a_file_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SinkUnavailable, match="cannot create"):
+        MetadataStore.in_dir(tmp_path / "file")
+
+
+def test_a_damaged_metadata_db_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / METADATA_DB).write_bytes(b"no database here " * 300)
+    with pytest.raises(SinkRejected, match=r"cannot open .*metadata\.db: file is not a database"):
+        MetadataStore.in_dir(tmp_path)
+
+
+def test_a_full_disk_is_unavailable_and_keeps_what_was_stored(store: MetadataStore) -> None:
+    letter = DeadLetter("invalid_json", "bad", b"{", 1, None)
+    store.add_dead_letters([letter])
+    full_disk(store)
+    with pytest.raises(
+        SinkUnavailable, match=r"cannot write .*metadata\.db: database or disk is full"
+    ):
+        store.add_dead_letters([DeadLetter("invalid_json", "x" * 50_000, b"{" * 50_000, 2, None)])
+    assert store.dead_letters() == [letter]  # nothing half-written
+    assert store.get("k") is None  # reads still work
 
 
 # -- registry -------------------------------------------------------------------------------
@@ -237,7 +153,7 @@ def test_replace_registry_replaces_everything(store: MetadataStore) -> None:
 def test_failed_replace_keeps_the_previous_registry(store: MetadataStore) -> None:
     store.replace_registry(SNAPSHOT)
     duplicate = RegistrySnapshot(areas=(Area("a", "A"), Area("a", "A again")))
-    with pytest.raises((sqlite3.IntegrityError, HomeIQError)):
+    with pytest.raises(SinkRejected, match="UNIQUE constraint failed"):
         store.replace_registry(duplicate)
     assert store.load_registry() == SNAPSHOT
 
@@ -336,7 +252,7 @@ def test_readonly_metadata_store_refuses_writes(tmp_path: Path) -> None:
     reader = MetadataStore.in_dir(tmp_path, readonly=True)
     try:
         assert reader.get("k") is None
-        with pytest.raises((sqlite3.OperationalError, HomeIQError), match="readonly"):
+        with pytest.raises(SinkRejected, match=r"cannot write .*metadata\.db: .*readonly"):
             reader.put("k", "v")
         assert reader.get("k") is None
     finally:
@@ -452,7 +368,7 @@ def test_api_key_lifecycle(store: MetadataStore) -> None:
 
 def test_api_key_hashes_are_unique(store: MetadataStore) -> None:
     store.add_api_key(name="a", scopes=["read"], key_hash="same", created_at=1)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(SinkRejected, match=r"UNIQUE constraint failed: api_keys\.key_hash"):
         store.add_api_key(name="b", scopes=["read"], key_hash="same", created_at=2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Iterator
@@ -11,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from homeiq.observability.logging import JsonFormatter, RedactSecrets, setup_logging
+from homeiq.errors import AuthenticationFailed
+from homeiq.observability.logging import JsonFormatter, RedactSecrets, setup_logging, stop_task
 
 SECRET = "llat-0123456789abcdef"
 
@@ -209,3 +211,89 @@ def test_setup_logging_replaces_previous_handlers(root_logger: logging.Logger) -
     assert len(root_logger.handlers) == 1
     assert isinstance(root_logger.handlers[0].formatter, JsonFormatter)
     assert root_logger.level == logging.DEBUG
+
+
+# -- stopping background tasks ----------------------------------------------------------------
+
+STOP_LOG = logging.getLogger("homeiq.test.stop")
+
+
+async def test_stop_task_logs_the_failure_a_task_ended_with(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def failing() -> None:
+        raise OSError("disk gone")
+
+    task = asyncio.create_task(failing(), name="backups")
+    await asyncio.sleep(0)  # it runs and fails before anyone stops it
+    with caplog.at_level(logging.ERROR, logger=STOP_LOG.name):
+        await stop_task(task, STOP_LOG)  # does not raise: stopping goes on
+    (record,) = caplog.records
+    assert record.getMessage() == "backups had failed: disk gone"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], OSError)
+
+
+async def test_stop_task_logs_a_failure_while_cancelling(caplog: pytest.LogCaptureFixture) -> None:
+    started = asyncio.Event()
+
+    async def cleanup_fails() -> None:
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        finally:
+            raise RuntimeError("cleanup failed")
+
+    task = asyncio.create_task(cleanup_fails(), name="drain")
+    await started.wait()
+    with caplog.at_level(logging.ERROR, logger=STOP_LOG.name):
+        await stop_task(task, STOP_LOG)
+    assert [r.getMessage() for r in caplog.records] == ["drain had failed: cleanup failed"]
+
+
+async def test_stop_task_logs_homeiqs_own_errors_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def rejected() -> None:
+        raise AuthenticationFailed("Home Assistant rejected the access token")
+
+    task = asyncio.create_task(rejected(), name="ha-client")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.ERROR, logger=STOP_LOG.name):
+        await stop_task(task, STOP_LOG)
+    (record,) = caplog.records
+    assert record.getMessage() == "ha-client had failed: Home Assistant rejected the access token"
+    assert record.exc_info is None
+
+
+async def test_stop_task_is_quiet_for_a_plain_cancel_and_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    task = asyncio.create_task(asyncio.Event().wait(), name="idle")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.DEBUG, logger=STOP_LOG.name):
+        await stop_task(task, STOP_LOG)
+        await stop_task(None, STOP_LOG)
+    assert task.cancelled()
+    assert caplog.records == []
+
+
+async def test_stop_task_does_not_swallow_its_callers_own_cancellation() -> None:
+    running, cleaning = asyncio.Event(), asyncio.Event()
+
+    async def slow_to_stop() -> None:
+        try:
+            running.set()
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cleaning.set()
+            await asyncio.Event().wait()  # cleanup that only a second cancel ends
+            raise
+
+    task = asyncio.create_task(slow_to_stop(), name="slow")
+    await running.wait()
+    stopper = asyncio.create_task(stop_task(task, STOP_LOG))
+    await cleaning.wait()
+    stopper.cancel()  # whoever runs the stop is itself cancelled: that must propagate
+    with pytest.raises(asyncio.CancelledError):
+        await stopper
+    assert task.cancelled()

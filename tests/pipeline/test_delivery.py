@@ -4,6 +4,8 @@ while the spool drains, an unreadable spooled batch, a full spool, a cancelled p
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -14,9 +16,10 @@ from homeiq.errors import SinkUnavailable
 from homeiq.metadata.store import MetadataStore
 from homeiq.model import EventRecord
 from homeiq.observability.metrics import Metrics
+from homeiq.pipeline import delivery as delivery_module
 from homeiq.pipeline.breaker import BreakerState, CircuitBreaker
 from homeiq.pipeline.delivery import Delivery
-from homeiq.pipeline.spool import Spool
+from homeiq.pipeline.spool import SPOOL_DB, Spool
 from homeiq.sinks.sqlite import SQLiteSink
 from tests.support.clock import FakeClock
 from tests.support.wait import async_wait_until
@@ -72,11 +75,18 @@ class Parts:
         self.breaker = CircuitBreaker(
             "outage", failures=1, reset_s=0.01, metrics=self.metrics, clock=self.clock
         )
-        self.delivery = Delivery(
-            self.sink, self.spool, self.breaker, self.metadata, self.metrics, retry_attempts=1
-        )
         self.gaps_signalled = 0
-        self.delivery.on_gap = self._signal
+        self.stored: list[EventRecord] = []
+        self.delivery = Delivery(
+            self.sink,
+            self.spool,
+            self.breaker,
+            self.metadata,
+            self.metrics,
+            retry_attempts=1,
+            on_gap=self._signal,
+            on_stored=self.stored.extend,
+        )
 
     def _signal(self) -> None:
         self.gaps_signalled += 1
@@ -113,6 +123,53 @@ async def test_batches_keep_their_order_while_the_spool_drains(parts: Parts) -> 
     await parts.delivery.deliver(batch(4))
     assert parts.sink.written[-1] == [T0 + 4_000_000]
     assert parts.spool.empty
+    # Followers (rollups) were told of every stored batch, in the order it was stored.
+    assert [r.time for r in parts.stored] == [T0 + s * 1_000_000 for s in (1, 2, 3, 4)]
+
+
+async def test_a_failing_follower_neither_fails_nor_repeats_a_stored_batch(
+    parts: Parts, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(records: Sequence[EventRecord]) -> None:
+        raise RuntimeError("a follower's bug")
+
+    parts.delivery.on_stored = broken
+    parts.sink.up = True
+    with caplog.at_level(logging.ERROR, logger="homeiq.pipeline.delivery"):
+        assert await parts.delivery.deliver(batch(1)) == []
+    assert parts.sink.written == [[T0 + 1_000_000]]  # once: not retried, not spooled
+    assert parts.spool.empty and parts.delivery.store_ready
+    (logged,) = caplog.records
+    assert "follower of stored events failed" in logged.getMessage()
+    assert logged.exc_info is not None and "a follower's bug" in str(logged.exc_info[1])
+
+
+async def test_the_drain_waits_out_a_locked_spool_and_goes_on(
+    parts: Parts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(delivery_module, "DRAIN_IDLE_S", 0.01)
+    await parts.delivery.deliver(batch(1))  # store down: spooled
+    parts.spool._conn.execute("PRAGMA busy_timeout=10")
+    other = sqlite3.connect(tmp_path / SPOOL_DB, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds spool.db: remove() fails
+        parts.sink.up = True
+        with caplog.at_level(logging.WARNING, logger="homeiq.pipeline.delivery"):
+            parts.delivery.start()
+            for _ in range(500):
+                if any("spool drain paused" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.01)
+        paused = [r.getMessage() for r in caplog.records if "spool drain paused" in r.getMessage()]
+        assert paused and "cannot remove a batch from " in paused[0]
+        assert "spool.db: database is locked" in paused[0]
+        assert parts.delivery._drain_task is not None and not parts.delivery._drain_task.done()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await asyncio.wait_for(parts.delivery.wait_drained(), 5)
+    assert parts.spool.empty
+    assert parts.keys() == {("sensor.temp", T0 + 1_000_000)}
 
 
 async def test_an_unreadable_spooled_batch_becomes_a_gap_and_the_drain_goes_on(
@@ -123,8 +180,9 @@ async def test_an_unreadable_spooled_batch_becomes_a_gap_and_the_drain_goes_on(
     parts.spool._conn.execute("UPDATE batches SET payload = x'01dead' WHERE id = ?", (first,))
     parts.sink.up = True
     # As after a restart: the delivery starts on a spool a previous run left.
-    parts.delivery = Delivery(parts.sink, parts.spool, parts.breaker, parts.metadata, parts.metrics)
-    parts.delivery.on_gap = parts._signal
+    parts.delivery = Delivery(
+        parts.sink, parts.spool, parts.breaker, parts.metadata, parts.metrics, on_gap=parts._signal
+    )
     parts.delivery.start()
     await asyncio.wait_for(parts.delivery.wait_drained(), 5)
     assert parts.keys() == {("sensor.temp", T0 + 3_000_000)}

@@ -295,7 +295,9 @@ def test_a_full_disk_is_sink_unavailable_and_changes_nothing(open_spool: OpenSpo
     pages = spool._conn.execute("PRAGMA page_count").fetchone()[0]
     spool._conn.execute(f"PRAGMA max_page_count={pages}")
     huge = [record(i, state=str(i)) for i in range(2000)]
-    with pytest.raises(SinkUnavailable, match="cannot append a batch: database or disk is full"):
+    with pytest.raises(
+        SinkUnavailable, match=r"cannot append a batch to .*spool\.db: database or disk is full"
+    ):
         spool.append(huge)
     assert (spool.batches, spool.events) == (1, 1)
     spool._conn.execute("PRAGMA max_page_count=1073741823")

@@ -5,6 +5,7 @@ metrics, and draining on stop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -431,6 +432,41 @@ async def test_invalid_messages_are_dead_lettered_with_their_reason(harness: Har
     assert orjson.loads(list_letter.payload) == ["not", "an", "object"]
     before = time.time_ns() // 1000
     assert all(0 < d.received_at <= before for d in harness.metadata.dead_letters())
+
+
+async def test_a_full_metadata_disk_neither_stops_the_writer_nor_loses_a_dead_letter(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = harness.metadata._conn
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count={pages}")  # SQLite's real "database or disk is full"
+    harness.make()
+    harness.start()
+    assert harness.delivery is not None and harness.task is not None
+    letters = harness.delivery.dead_letters
+    frame = b"{not json" + b"x" * 20_000  # too large for the free space left in its pages
+    with caplog.at_level(logging.WARNING):
+        await harness.offer(frame, message("sensor.a", 1))
+        await async_wait_until(
+            lambda: (
+                harness.stored == 1
+                and harness.value("homeiq_dead_letter_write_failures_total") >= 1
+            )
+        )
+    assert letters.pending == 1
+    assert not harness.task.done()  # the writer goes on
+    assert harness.value("homeiq_events_rejected_total", reason="invalid_json") == 1
+    assert any("disk is full" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+    conn.execute("PRAGMA max_page_count=1073741823")  # space freed
+    await harness.offer(message("sensor.a", 2))  # the next batch takes the waiting letter along
+    await async_wait_until(lambda: letters.pending == 0)
+    await harness.stop()
+    assert [(d.reason, d.payload) for d in harness.metadata.dead_letters()] == [
+        ("invalid_json", frame)
+    ]
+    assert harness.keys() == {("sensor.a", us(1)), ("sensor.a", us(2))}
+    assert harness.value("homeiq_events_rejected_total", reason="invalid_json") == 1
 
 
 async def test_unserializable_invalid_message_is_kept_as_repr(harness: Harness) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import threading
 import zlib
@@ -14,11 +15,11 @@ import orjson
 import pytest
 
 from homeiq.errors import HomeIQError, IncompatibleSchema, SinkRejected, SinkUnavailable
-from homeiq.metadata import migrations
 from homeiq.model import EventRecord, Origin, Source
 from homeiq.sinks.base import StoreSummary
 from homeiq.sinks.sqlite import EVENTS_DB, SQLiteEventStore, SQLiteSink
 from homeiq.sinks.sqlite import store as store_module
+from homeiq.sqlitedb import connect as sqlite_connect
 from tests.support.wait import wait_until
 
 T0 = 1_795_641_737_000_000  # 2026-11-25T21:22:17Z in microseconds
@@ -428,26 +429,44 @@ def test_newer_events_schema_is_a_homeiq_error(tmp_path: Path) -> None:
 # -- error mapping ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("error", "expected"),
-    [
-        (sqlite3.OperationalError("database is locked"), SinkUnavailable),
-        (sqlite3.OperationalError("database table is locked"), SinkUnavailable),
-        (sqlite3.OperationalError("database is busy"), SinkUnavailable),
-        (sqlite3.OperationalError("disk I/O error"), SinkUnavailable),
-        (sqlite3.OperationalError("database or disk is full"), SinkUnavailable),
-        (sqlite3.OperationalError("unable to open database file"), SinkUnavailable),
-        (sqlite3.OperationalError("no such table: events"), SinkRejected),
-        (sqlite3.OperationalError("attempt to write a readonly database"), SinkRejected),
-        (sqlite3.IntegrityError("FOREIGN KEY constraint failed"), SinkRejected),
-        (sqlite3.DatabaseError("file is not a database"), SinkRejected),
-        (sqlite3.DatabaseError("database is locked"), SinkRejected),  # not operational
-    ],
-)
-def test_sqlite_error_mapping(error: sqlite3.Error, expected: type[Exception]) -> None:
-    mapped = store_module._unavailable(error)
-    assert type(mapped) is expected
-    assert str(error) in str(mapped)
+def test_a_full_disk_is_unavailable_and_the_retry_stores_everything(tmp_path: Path) -> None:
+    store = SQLiteEventStore.in_dir(tmp_path)
+    try:
+        store.write([rec("sensor.a", 0)])
+        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+        store._conn.execute(f"PRAGMA max_page_count={pages}")  # a real SQLITE_FULL
+        noise = random.Random(7)  # incompressible attributes: they need new pages
+        big = [
+            rec(f"sensor.n{i}", i, attributes={"blob": noise.randbytes(2000).hex()})
+            for i in range(50)
+        ]
+        with pytest.raises(SinkUnavailable, match=r"cannot write .*events\.db: database or disk"):
+            store.write(big)
+        assert store.keys() == {("sensor.a", T0)}
+        store._conn.execute("PRAGMA max_page_count=1073741823")  # space freed
+        assert store.write(big) == 50
+        assert store.history("sensor.n7", None, None, 1) == [big[7]]
+    finally:
+        store.close()
+
+
+def test_a_read_of_a_damaged_table_is_a_homeiq_error(tmp_path: Path) -> None:
+    store = SQLiteEventStore.in_dir(tmp_path)
+    try:
+        store._conn.execute("DROP TABLE events")
+        with pytest.raises(IncompatibleSchema, match=r"cannot read .*events\.db: no such table"):
+            store.keys()
+        with pytest.raises(IncompatibleSchema):
+            store.summary()
+    finally:
+        store.close()
+
+
+def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
+    store = SQLiteEventStore.in_dir(tmp_path)
+    store.close()
+    with pytest.raises(SinkUnavailable, match="closed"):
+        store.last_event_time()
 
 
 @pytest.fixture
@@ -455,7 +474,7 @@ def impatient(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stores opened from now on wait 50 ms, not 30 s, for a lock."""
 
     def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
-        conn = migrations.connect(path, readonly=readonly)
+        conn = sqlite_connect(path, readonly=readonly)
         conn.execute("PRAGMA busy_timeout=50")
         return conn
 
@@ -658,7 +677,9 @@ async def test_process_sink_open_errors_say_what_is_wrong(tmp_path: Path) -> Non
     (tmp_path / EVENTS_DB).mkdir()
     sink = SQLiteSink(tmp_path)
     try:
-        with pytest.raises(SinkUnavailable, match="sqlite"):
+        with pytest.raises(
+            SinkUnavailable, match=r"sqlite cannot open .*events\.db: unable to open"
+        ):
             await sink.open()
     finally:
         await sink.close()

@@ -33,7 +33,7 @@ from homeiq.api.ratelimit import RateLimiter, remember
 from homeiq.api.scopes import SCOPES, Scope, granted
 from homeiq.errors import ConfigError
 from homeiq.metadata.store import MetadataStore, StoredApiKey
-from homeiq.pipeline.delivery import now_us
+from homeiq.model import now_us
 
 log = logging.getLogger(__name__)
 

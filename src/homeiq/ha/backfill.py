@@ -42,10 +42,10 @@ from yarl import URL
 
 from homeiq.errors import AuthenticationFailed, InvalidEvent, ProtocolError, SourceUnavailable
 from homeiq.metadata.store import MetadataStore
-from homeiq.model import DeadLetter, EventRecord, QualityEvent, Source
+from homeiq.model import DeadLetter, EventRecord, QualityEvent, Source, now_us
 from homeiq.observability.metrics import Metrics
+from homeiq.pipeline.deadletters import DeadLetters, dead_letter
 from homeiq.pipeline.normalize import Normalizer, format_time_us, parse_time_us, valid_entity_id
-from homeiq.pipeline.writer import now_us, payload_bytes
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,12 @@ def _walk(
             out.fetched += 1
             detail = f"history row is {type(row).__name__}"
             out.dead_letters.append(
-                DeadLetter(
-                    "not_an_object", detail, payload_bytes(row), received_at, entity_id or None
+                dead_letter(
+                    "not_an_object",
+                    detail,
+                    row,
+                    entity_id=entity_id or None,
+                    received_at=received_at,
                 )
             )
             previous = None
@@ -153,8 +157,12 @@ def _walk(
             if when is None or start_us < when <= end_us:
                 out.fetched += 1
                 out.dead_letters.append(
-                    DeadLetter(
-                        exc.reason, exc.detail, payload_bytes(row), received_at, entity_id or None
+                    dead_letter(
+                        exc.reason,
+                        exc.detail,
+                        row,
+                        entity_id=entity_id or None,
+                        received_at=received_at,
                     )
                 )
             previous = row
@@ -194,7 +202,10 @@ class Backfiller:
         max_age_s: float = 10 * 86400,
         timeout_s: float = 30.0,
         clock: Callable[[], int] = now_us,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
+        """``dead_letters`` keeps invalid history rows (the writer's, so they are counted
+        in ``homeiq_events_rejected_total`` and retried like every other dead letter)."""
         if entities_per_request < 1:
             raise ValueError("entities_per_request must be >= 1")
         self.base_url = rest_base_url(base_url)
@@ -202,6 +213,7 @@ class Backfiller:
         self.normalizer = normalizer
         self.metadata = metadata
         self.metrics = metrics
+        self.dead_letters = dead_letters or DeadLetters(metadata, metrics)
         self._stored_keys = stored_keys
         self._emit = emit
         self._known_entities = known_entities
@@ -272,7 +284,7 @@ class Backfiller:
         body = await self._get_json(url, f"history of {len(chunk)} entities")
         rows = parse_history(body, self.normalizer, start, end, received_at=self._clock())
         if rows.dead_letters:
-            await asyncio.to_thread(self.metadata.add_dead_letters, rows.dead_letters)
+            await self.dead_letters.keep(rows.dead_letters)
         new: list[EventRecord] = []
         present = 0
         if rows.records:

@@ -27,12 +27,11 @@ import aiohttp
 import orjson
 
 from homeiq.errors import AuthenticationFailed, ProtocolError, SourceUnavailable
-from homeiq.model import DeadLetter
 from homeiq.network import connection_error
 from homeiq.observability.metrics import Metrics
+from homeiq.pipeline.deadletters import dead_letter
 from homeiq.pipeline.normalize import describe
 from homeiq.pipeline.queue import EventQueue, Incoming
-from homeiq.pipeline.writer import now_us, payload_bytes
 
 log = logging.getLogger(__name__)
 
@@ -335,10 +334,7 @@ class HAClient:
             await self._reject("unknown_message", f"message type {describe(kind)}", message)
 
     async def _reject(self, reason: str, detail: str, payload: Any) -> None:
-        raw = payload if isinstance(payload, bytes) else None
-        if raw is None:
-            raw = payload.encode() if isinstance(payload, str) else payload_bytes(payload)
-        await self.queue.offer(DeadLetter(reason, detail, raw, now_us()))
+        await self.queue.offer(dead_letter(reason, detail, payload))
 
 
 def _only_events(frame: str | bytes) -> bool:

@@ -25,8 +25,7 @@ from collections.abc import Awaitable, Callable
 
 from homeiq.errors import AuthenticationFailed, ProtocolError, TransientError
 from homeiq.metadata.store import MetadataStore
-from homeiq.model import Gap
-from homeiq.pipeline.delivery import now_us
+from homeiq.model import Gap, now_us
 from homeiq.pipeline.writer import Watermark
 
 log = logging.getLogger(__name__)

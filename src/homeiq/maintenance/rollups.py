@@ -20,7 +20,6 @@ so statistics work the same on SQLite and InfluxDB.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import Any
 
 import orjson
 
-from homeiq.metadata.migrations import check_version, connect, migrate, run_script, transaction
 from homeiq.model import EventRecord
+from homeiq.sqlitedb import SQLiteFile, run_script
 
 ROLLUPS_DB = "rollups.db"
 PERIODS = {"5m": 300, "1h": 3600}
@@ -314,28 +313,17 @@ def _bucket(period_s: int, row: tuple[Any, ...]) -> Bucket:
     )
 
 
-class RollupStore:
-    """``rollups.db``: stored buckets per period; synchronous, behind a lock."""
+class RollupStore(SQLiteFile):
+    """``rollups.db``: stored buckets per period; synchronous, behind a lock. Raises only
+    HomeIQ's errors (a full disk is :class:`~homeiq.errors.SinkUnavailable`)."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._conn = connect(str(path), readonly=readonly)
-        try:
-            (check_version if readonly else migrate)(self._conn, STEPS)
-        except BaseException:
-            self._conn.close()
-            raise
+        super().__init__(path, STEPS, readonly=readonly)
 
     @classmethod
     def in_dir(cls, data_dir: Path, *, readonly: bool = False) -> RollupStore:
         """The store at its standard place in the data directory."""
         return cls(data_dir / ROLLUPS_DB, readonly=readonly)
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
 
     def replace(self, period: str, entity_id: str, start: int, buckets: Sequence[Bucket]) -> None:
         """Make the entity's stored buckets from ``start`` on exactly ``buckets``."""
@@ -343,7 +331,7 @@ class RollupStore:
 
     def replace_many(self, changes: Sequence[tuple[str, str, int, Sequence[Bucket]]]) -> None:
         """:meth:`replace` for many (period, entity, start, buckets), in one transaction."""
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             for period, entity_id, start, buckets in changes:
                 conn.execute(
                     f"DELETE FROM rollup_{period} WHERE entity_id = ? AND start >= ?",
@@ -357,8 +345,8 @@ class RollupStore:
 
     def buckets(self, period: str, entity_id: str, start: int, end: int) -> list[Bucket]:
         """Stored buckets with ``start <= bucket start < end``, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM rollup_{period}"
                 " WHERE entity_id = ? AND start >= ? AND start < ? ORDER BY start",
                 (entity_id, start, end),
@@ -367,8 +355,8 @@ class RollupStore:
 
     def before(self, period: str, entity_id: str, start: int) -> Bucket | None:
         """The last stored bucket that starts before ``start``."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._reading() as conn:
+            row = conn.execute(
                 f"SELECT {_COLUMNS} FROM rollup_{period}"
                 " WHERE entity_id = ? AND start < ? ORDER BY start DESC LIMIT 1",
                 (entity_id, start),

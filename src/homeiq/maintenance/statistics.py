@@ -12,12 +12,11 @@ start back. It reads through the store's reader, so it works the same on every b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from homeiq.errors import HomeIQError
 from homeiq.maintenance.rollups import (
     PERIODS,
     Accumulator,
@@ -27,7 +26,8 @@ from homeiq.maintenance.rollups import (
     fill,
     merge,
 )
-from homeiq.model import EventRecord
+from homeiq.model import EventRecord, now_us
+from homeiq.observability.logging import stop_task
 from homeiq.sinks.base import EventReader
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,6 @@ log = logging.getLogger(__name__)
 REFRESH_S = 5.0
 ENTITIES_PER_READ = 50
 STAT_PERIODS = {"5m": 300, "1h": 3600, "1d": 86400}
-
-
-def now_us() -> int:
-    """Wall-clock time in integer microseconds."""
-    return time.time_ns() // 1000
 
 
 class RollupMaintainer:
@@ -90,7 +85,11 @@ class RollupMaintainer:
         since start-up): two indexed lookups instead of reading an hour of events."""
         resumed = []
         for name, seconds in PERIODS.items():
-            saved = self.store.before(name, entity_id, 2**62)
+            try:
+                saved = self.store.before(name, entity_id, 2**62)
+            except HomeIQError as exc:  # rollups.db unreadable now: recompute later
+                log.warning("cannot resume the rollups of %s: %s", entity_id, exc)
+                return None
             if saved is not None and saved.credited_to is None:
                 return None  # saved before resuming was possible: recompute once
             resumed.append(Accumulator.resume(saved, entity_id, seconds))
@@ -104,13 +103,17 @@ class RollupMaintainer:
 
     async def stop(self) -> None:
         """Stop refreshing (one last refresh first, so nothing written is left out)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        with contextlib.suppress(Exception):
+        await stop_task(self._task, log)
+        self._task = None
+        try:
             await self.refresh()
+        except Exception as exc:
+            log.warning(
+                "the last rollup refresh failed at stop (%s): the rollups may miss the last"
+                " seconds of events (homeiq rollups rebuild --since 1h recomputes them)",
+                exc,
+                exc_info=not isinstance(exc, HomeIQError),  # a traceback only for a bug
+            )
 
     async def _run(self) -> None:
         while True:

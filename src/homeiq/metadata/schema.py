@@ -1,10 +1,10 @@
-"""metadata.db schema steps (see :mod:`homeiq.metadata.migrations`)."""
+"""metadata.db schema steps (see :mod:`homeiq.sqlitedb`)."""
 
 from __future__ import annotations
 
 import sqlite3
 
-from homeiq.metadata.migrations import run_script
+from homeiq.sqlitedb import run_script
 
 
 def _v1(conn: sqlite3.Connection) -> None:

@@ -3,15 +3,12 @@ bits of process state (``kv``). Synchronous; async callers run it in a thread.""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from homeiq.metadata import schema
-from homeiq.metadata.migrations import check_version, connect, migrate, transaction
 from homeiq.model import (
     Area,
     BackupRun,
@@ -23,6 +20,7 @@ from homeiq.model import (
     QualityEvent,
     RegistrySnapshot,
 )
+from homeiq.sqlitedb import SQLiteFile
 
 METADATA_DB = "metadata.db"
 
@@ -70,39 +68,26 @@ def _key(row: Any) -> StoredApiKey:
     )
 
 
-class MetadataStore:
-    """metadata.db behind a lock: the writer, the registry sync and readers share it."""
+class MetadataStore(SQLiteFile):
+    """metadata.db behind a lock: the writer, the registry sync and readers share it.
+
+    Every method raises only HomeIQ's errors (:mod:`homeiq.sqlitedb` maps sqlite3's):
+    :class:`~homeiq.errors.SinkUnavailable` for a full disk, a lock or an unwritable file.
+    """
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        if not readonly:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn: sqlite3.Connection = connect(str(path), readonly=readonly)
-        try:
-            if readonly:
-                check_version(self._conn, schema.STEPS)
-            else:
-                migrate(self._conn, schema.STEPS)
-        except BaseException:
-            self._conn.close()
-            raise
+        super().__init__(path, schema.STEPS, readonly=readonly)
 
     @classmethod
     def in_dir(cls, data_dir: Path, *, readonly: bool = False) -> MetadataStore:
         """The store at its standard place in the data directory."""
         return cls(data_dir / METADATA_DB, readonly=readonly)
 
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
-
     # -- registry ---------------------------------------------------------------------
 
     def replace_registry(self, snapshot: RegistrySnapshot) -> None:
         """Make the stored registry exactly ``snapshot`` (one transaction)."""
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             for table in ("floors", "areas", "devices", "entities"):
                 conn.execute(f"DELETE FROM {table}")
             conn.executemany(
@@ -130,8 +115,7 @@ class MetadataStore:
 
     def load_registry(self) -> RegistrySnapshot:
         """The registry as last stored."""
-        with self._lock:
-            c = self._conn
+        with self._reading() as c:
             return RegistrySnapshot(
                 floors=tuple(Floor(*r) for r in c.execute("SELECT * FROM floors ORDER BY 1")),
                 areas=tuple(Area(*r) for r in c.execute("SELECT * FROM areas ORDER BY 1")),
@@ -146,7 +130,7 @@ class MetadataStore:
         rows = [(d.received_at, d.reason, d.detail, d.entity_id, d.payload) for d in letters]
         if not rows:
             return 0
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             conn.executemany(
                 "INSERT INTO dead_letters (received_at, reason, detail, entity_id, payload)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -156,8 +140,8 @@ class MetadataStore:
 
     def dead_letter_counts(self) -> dict[str, int]:
         """Dead letters kept, by reason."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason ORDER BY reason"
             ).fetchall()
         return {str(reason): int(count) for reason, count in rows}
@@ -170,8 +154,8 @@ class MetadataStore:
             sql += " WHERE reason = ?"
             params = (reason,)
         sql += " ORDER BY id DESC LIMIT ?"
-        with self._lock:
-            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(sql, (*params, limit)).fetchall()
         return [DeadLetter(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows]
 
     def dead_letter_page(
@@ -190,14 +174,14 @@ class MetadataStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
-        with self._lock:
-            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(sql, (*params, limit)).fetchall()
         return [_stored_letter(row) for row in rows]
 
     def oldest_dead_letters(self, reason: str, limit: int) -> list[StoredDeadLetter]:
         """The oldest dead letters of one reason, oldest first (the order they came in)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT id, reason, detail, payload, received_at, entity_id FROM dead_letters"
                 " WHERE reason = ? ORDER BY id LIMIT ?",
                 (reason, limit),
@@ -208,12 +192,12 @@ class MetadataStore:
         """The dead letters with these ids (unknown ids are skipped), oldest first."""
         wanted = sorted(set(ids))
         found: list[StoredDeadLetter] = []
-        with self._lock:
+        with self._reading() as conn:
             # Chunks: SQLite caps the number of bound parameters (999 in old builds).
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
+                rows = conn.execute(
                     "SELECT id, reason, detail, payload, received_at, entity_id"
                     f" FROM dead_letters WHERE id IN ({marks}) ORDER BY id",
                     chunk,
@@ -226,7 +210,7 @@ class MetadataStore:
         rows = [(i,) for i in set(ids)]
         if not rows:
             return 0
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             before = conn.total_changes
             conn.executemany("DELETE FROM dead_letters WHERE id = ?", rows)
             return conn.total_changes - before
@@ -237,7 +221,7 @@ class MetadataStore:
         self, *, name: str, scopes: Sequence[str], key_hash: str, created_at: int
     ) -> StoredApiKey:
         """Store a new key by its hash; returns it with its id."""
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             cur = conn.execute(
                 "INSERT INTO api_keys (name, key_hash, scopes, created_at) VALUES (?, ?, ?, ?)",
                 (name, key_hash, " ".join(scopes), created_at),
@@ -246,35 +230,35 @@ class MetadataStore:
 
     def api_key_by_hash(self, key_hash: str) -> StoredApiKey | None:
         """The key with this hash, revoked or not; None when there is none."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._reading() as conn:
+            row = conn.execute(
                 f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)
             ).fetchone()
         return None if row is None else _key(row)
 
     def api_key(self, key_id: int) -> StoredApiKey | None:
         """The key with this id, revoked or not."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._reading() as conn:
+            row = conn.execute(
                 f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
             ).fetchone()
         return None if row is None else _key(row)
 
     def api_keys(self) -> list[StoredApiKey]:
         """Every key ever created (revoked ones too), oldest first."""
-        with self._lock:
-            rows = self._conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id").fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id").fetchall()
         return [_key(row) for row in rows]
 
     def api_key_count(self) -> int:
         """How many keys were ever created (revoked ones included)."""
-        with self._lock:
-            (count,) = self._conn.execute("SELECT COUNT(*) FROM api_keys").fetchone()
+        with self._reading() as conn:
+            (count,) = conn.execute("SELECT COUNT(*) FROM api_keys").fetchone()
         return int(count)
 
     def revoke_api_key(self, key_id: int, at: int) -> StoredApiKey | None:
         """Revoke a key (a no-op when it already is); None when no key has this id."""
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             conn.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (at, key_id),
@@ -286,20 +270,20 @@ class MetadataStore:
 
     def touch_api_key(self, key_id: int, at: int) -> None:
         """Record that a key was used at ``at``."""
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))
 
     # -- small state ------------------------------------------------------------------
 
     def get(self, key: str) -> str | None:
         """A value from the key/value table."""
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        with self._reading() as conn:
+            row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def put(self, key: str, value: str) -> None:
         """Set a value in the key/value table."""
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             conn.execute(
                 "INSERT INTO kv (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -310,7 +294,7 @@ class MetadataStore:
 
     def add_gap(self, gap: Gap) -> int:
         """Remember a span whose events backfill has to fetch; returns its id."""
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             cur = conn.execute(
                 "INSERT INTO gaps (start_us, end_us, reason, created_at) VALUES (?, ?, ?, ?)",
                 (gap.start_us, gap.end_us, gap.reason, gap.created_at),
@@ -319,20 +303,20 @@ class MetadataStore:
 
     def gaps(self) -> list[Gap]:
         """Spans still to backfill, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT start_us, end_us, reason, created_at, id FROM gaps ORDER BY start_us, id"
             ).fetchall()
         return [Gap(*row) for row in rows]
 
     def remove_gap(self, gap_id: int) -> None:
         """Forget a span once backfilled (or given up on and reported)."""
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             conn.execute("DELETE FROM gaps WHERE id = ?", (gap_id,))
 
     def add_quality_event(self, event: QualityEvent) -> None:
         """Record a data-quality event (a gap not refilled, events dropped, ...)."""
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             conn.execute(
                 "INSERT INTO quality_events (time, kind, start_us, end_us, events, detail)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -347,13 +331,13 @@ class MetadataStore:
             sql += " WHERE kind = ?"
             params = (kind,)
         sql += " ORDER BY id DESC LIMIT ?"
-        with self._lock:
-            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(sql, (*params, limit)).fetchall()
         return [QualityEvent(*row) for row in rows]
 
     def add_backup_run(self, run: BackupRun) -> None:
         """Record a backup or verify outcome."""
-        with self._lock, transaction(self._conn) as conn:
+        with self._writing() as conn:
             conn.execute(
                 "INSERT INTO backup_runs (kind, started_at, finished_at, ok, archive, target,"
                 " bytes, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -383,8 +367,8 @@ class MetadataStore:
             sql += " AND ok = ?"
             params.append(int(ok))
         sql += " ORDER BY finished_at DESC, id DESC LIMIT ?"
-        with self._lock:
-            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(sql, (*params, limit)).fetchall()
         return [
             BackupRun(str(k), int(s), int(f), bool(o), a, t, b, str(d))
             for k, s, f, o, a, t, b, d in rows

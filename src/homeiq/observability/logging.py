@@ -6,12 +6,15 @@ it appears in a formatted record, whatever code logged it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
+
+from homeiq.errors import HomeIQError
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -82,3 +85,23 @@ def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
     root.setLevel(level)
     # aiohttp's access log would print every request at INFO; keep it for debugging.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def stop_task(task: asyncio.Task[Any] | None, logger: logging.Logger) -> None:
+    """Cancel a background task and wait for it to end. A failure it had ended with is
+    logged with its exception (never swallowed), and stopping goes on: a caller stopping
+    several components must reach them all. HomeIQ's own errors say what happened in
+    their message; a traceback is logged only for anything else (a bug)."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the caller itself is being cancelled, not only the task
+    except HomeIQError as exc:
+        logger.error("%s had failed: %s", task.get_name(), exc)
+    except Exception as exc:
+        logger.error("%s had failed: %s", task.get_name(), exc, exc_info=exc)

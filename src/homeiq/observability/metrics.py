@@ -28,6 +28,22 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # metadata.db refused dead letters (a full disk): kept in memory and retried.
+        self.dead_letters_pending = Gauge(
+            "homeiq_dead_letters_pending",
+            "Dead letters waiting in memory to be written to metadata.db (its last write failed)",
+            registry=r,
+        )
+        self.dead_letter_write_failures = Counter(
+            "homeiq_dead_letter_write_failures",
+            "Failed writes of dead letters to metadata.db (retried with the next ones)",
+            registry=r,
+        )
+        self.dead_letters_lost = Counter(
+            "homeiq_dead_letters_lost",
+            "Dead letters that could never be written to metadata.db (logged as errors)",
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "homeiq_queue_depth", "Messages waiting between reader and writer", registry=r
         )

@@ -20,7 +20,6 @@ Assistant's history and as a data-quality event, counted and logged: never silen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -28,11 +27,13 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from homeiq.errors import SinkRejected, TransientError
+from homeiq.errors import HomeIQError, SinkRejected, TransientError
 from homeiq.metadata.store import MetadataStore
-from homeiq.model import DeadLetter, EventRecord, Gap, QualityEvent
+from homeiq.model import DeadLetter, EventRecord, Gap, QualityEvent, now_us
+from homeiq.observability.logging import stop_task
 from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.breaker import BreakerState, CircuitBreaker
+from homeiq.pipeline.deadletters import DeadLetters, dead_letter
 from homeiq.pipeline.spool import Spool
 from homeiq.sinks.base import Sink
 
@@ -41,11 +42,6 @@ log = logging.getLogger(__name__)
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 2.0
 DRAIN_IDLE_S = 1.0  # longest nap of the drain task while the breaker is open
-
-
-def now_us() -> int:
-    """Wall-clock time in integer microseconds."""
-    return time.time_ns() // 1000
 
 
 class Delivery:
@@ -60,17 +56,22 @@ class Delivery:
         metrics: Metrics,
         *,
         retry_attempts: int = 3,
+        dead_letters: DeadLetters | None = None,
+        on_gap: Callable[[], None] | None = None,
+        on_stored: Callable[[Sequence[EventRecord]], None] | None = None,
     ) -> None:
+        """``on_gap`` wakes backfill when the spool lost a span; ``on_stored`` is told
+        of every batch the store took (rollups follow the stored events)."""
         self.sink = sink
         self.spool = spool
         self.breaker = breaker
         self.metadata = metadata
         self.metrics = metrics
         self.retry_attempts = retry_attempts
+        self.dead_letters = dead_letters or DeadLetters(metadata, metrics)
         self.entities_seen: set[str] = set()
-        self.on_gap: Callable[[], None] | None = None  # backfill's wake-up
-        # Told about every batch the store took (rollups follow the stored events).
-        self.on_stored: Callable[[Sequence[EventRecord]], None] | None = None
+        self.on_gap = on_gap
+        self.on_stored = on_stored
         self._spooled = asyncio.Event()  # set while the spool may hold batches
         self._drained = asyncio.Event()  # set while the spool is empty
         self._drain_task: asyncio.Task[None] | None = None
@@ -88,11 +89,8 @@ class Delivery:
 
     async def stop(self) -> None:
         """Stop draining; what is still spooled stays on disk for the next start."""
-        if self._drain_task is not None:
-            self._drain_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drain_task
-            self._drain_task = None
+        await stop_task(self._drain_task, log)
+        self._drain_task = None
 
     async def wait_drained(self) -> None:
         """Return once the spool is empty and the store took the last write."""
@@ -156,7 +154,10 @@ class Delivery:
         self.metrics.last_event_time.set(max(r.time for r in records) / 1_000_000)
         self.entities_seen.update(r.entity_id for r in records)
         if self.on_stored is not None:
-            self.on_stored(records)
+            try:
+                self.on_stored(records)
+            except Exception:  # the batch is stored: a follower's failure is not the store's
+                log.exception("a follower of stored events failed on %d events", len(records))
         return []
 
     async def _isolate(self, records: Sequence[EventRecord], exc: SinkRejected) -> list[DeadLetter]:
@@ -164,7 +165,7 @@ class Delivery:
         if len(records) == 1:
             record = records[0]
             payload = orjson.dumps(record, default=_plain)
-            return [DeadLetter("sink_rejected", str(exc), payload, now_us(), record.entity_id)]
+            return [dead_letter("sink_rejected", str(exc), payload, entity_id=record.entity_id)]
         middle = len(records) // 2
         return await self._write(records[:middle]) + await self._write(records[middle:])
 
@@ -194,52 +195,63 @@ class Delivery:
             f"{cause}: {events} events dropped; backfill from Home Assistant's history"
             " refills the span if it still has it"
         )
-        await asyncio.to_thread(
-            self.metadata.add_gap, Gap(start_us - 1, end_us, f"spool_{why}", now_us())
-        )
-        if self.on_gap is not None:
-            self.on_gap()
-        await asyncio.to_thread(
-            self.metadata.add_quality_event,
-            QualityEvent(now_us(), "spool_dropped", start_us, end_us, events, detail),
-        )
+        quality = QualityEvent(now_us(), "spool_dropped", start_us, end_us, events, detail)
+        try:
+            await asyncio.to_thread(
+                self.metadata.add_gap, Gap(start_us - 1, end_us, f"spool_{why}", now_us())
+            )
+            await asyncio.to_thread(self.metadata.add_quality_event, quality)
+        except HomeIQError as exc:
+            # The spool already logged the loss; without the gap backfill cannot refill it.
+            log.error("cannot record the span the spool lost (%s); %s", exc, detail)
+        else:
+            if self.on_gap is not None:
+                self.on_gap()
         self.metrics.quality_events.labels("spool_dropped").inc()
 
     async def _drain(self) -> None:
         """Write spooled batches back in order whenever the breaker allows."""
         while True:
             await self._spooled.wait()
-            batch = await asyncio.to_thread(self.spool.oldest)
-            if batch is None:
-                # Read the count now, not the answer above: an append may have landed
-                # in between, and its own wake-up may already have run.
-                if self.spool.empty:
-                    self._spooled.clear()
-                    self._drained.set()
-                continue
-            if batch.corrupt:
-                # The spool already logged and counted it; backfill may still refill it.
-                await self._record_drop(batch.events, batch.first_us, batch.last_us, "corrupt")
-                await asyncio.to_thread(self.spool.remove, batch.id)
-                continue
-            if not self.breaker.allow():
-                await asyncio.sleep(min(max(self.breaker.retry_in(), 0.05), DRAIN_IDLE_S))
-                continue
             try:
-                letters = await self._write(batch.records)
-            except TransientError as exc:
-                self.breaker.failure()
-                log.debug("spool drain: %s still unavailable: %s", self.sink.name, exc)
-                continue
-            except asyncio.CancelledError:
-                self.breaker.failure()  # an unanswered probe must not hold the breaker
-                raise
-            self.breaker.success()
-            if letters:
-                await keep_dead_letters(self.metadata, self.metrics, letters)
-            await asyncio.to_thread(self.spool.remove, batch.id)
+                await self._drain_one()
+            except HomeIQError as exc:
+                # spool.db itself failed (a full disk): the batch stays spooled; try later.
+                log.warning("spool drain paused: %s", exc)
+                await asyncio.sleep(DRAIN_IDLE_S)
+
+    async def _drain_one(self) -> None:
+        batch = await asyncio.to_thread(self.spool.oldest)
+        if batch is None:
+            # Read the count now, not the answer above: an append may have landed
+            # in between, and its own wake-up may already have run.
             if self.spool.empty:
-                log.info("spool drained: %s has every spooled event", self.sink.name)
+                self._spooled.clear()
+                self._drained.set()
+            return
+        if batch.corrupt:
+            # The spool already logged and counted it; backfill may still refill it.
+            await self._record_drop(batch.events, batch.first_us, batch.last_us, "corrupt")
+            await asyncio.to_thread(self.spool.remove, batch.id)
+            return
+        if not self.breaker.allow():
+            await asyncio.sleep(min(max(self.breaker.retry_in(), 0.05), DRAIN_IDLE_S))
+            return
+        try:
+            letters = await self._write(batch.records)
+        except TransientError as exc:
+            self.breaker.failure()
+            log.debug("spool drain: %s still unavailable: %s", self.sink.name, exc)
+            return
+        except asyncio.CancelledError:
+            self.breaker.failure()  # an unanswered probe must not hold the breaker
+            raise
+        self.breaker.success()
+        if letters:
+            await self.dead_letters.keep(letters)
+        await asyncio.to_thread(self.spool.remove, batch.id)
+        if self.spool.empty:
+            log.info("spool drained: %s has every spooled event", self.sink.name)
 
 
 def _plain(value: object) -> str:
@@ -247,13 +259,3 @@ def _plain(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
-
-
-async def keep_dead_letters(
-    metadata: MetadataStore, metrics: Metrics, letters: Sequence[DeadLetter]
-) -> None:
-    """Store dead letters and count them by reason."""
-    await asyncio.to_thread(metadata.add_dead_letters, letters)
-    for letter in letters:
-        metrics.events_rejected.labels(letter.reason).inc()
-        log.debug("dead-lettered %s: %s", letter.reason, letter.detail)

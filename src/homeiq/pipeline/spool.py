@@ -24,7 +24,6 @@ usually repeat it), zlib-compressed; ``attributes`` is rebuilt from it on decode
 from __future__ import annotations
 
 import builtins
-import contextlib
 import logging
 import math
 import sqlite3
@@ -32,7 +31,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,10 +39,10 @@ from typing import Any, Literal
 
 import orjson
 
-from homeiq.errors import ConfigError, SinkUnavailable
-from homeiq.metadata.migrations import connect, migrate
+from homeiq.errors import ConfigError
 from homeiq.model import EventRecord, Origin, Source
 from homeiq.observability.metrics import Metrics
+from homeiq.sqlitedb import connect, migrate, sqlite_error, sqlite_errors, transaction
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +170,6 @@ def _span(first_us: int | None, last_us: int | None) -> str:
     return f"{lo} .. {hi} ({first_us}..{last_us} µs)"
 
 
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # Unlike migrations.transaction: SQLite rolls back by itself on a full disk, and an
-    # explicit ROLLBACK then fails and would hide the real error.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def _create_batches(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE TABLE batches ("
@@ -234,7 +219,9 @@ class Spool:
         except BaseException as exc:
             if conn is not None:
                 conn.close()
-            if isinstance(exc, OSError | sqlite3.Error):
+            if isinstance(exc, sqlite3.Error):
+                raise ConfigError("data_dir", str(sqlite_error(exc, path, "open"))) from exc
+            if isinstance(exc, OSError):
                 raise ConfigError("data_dir", f"cannot open the spool {path}: {exc}") from exc
             raise
         self._conn = conn
@@ -281,12 +268,8 @@ class Spool:
         """True when nothing waits in the spool."""
         return self._batches == 0
 
-    @contextlib.contextmanager
-    def _io(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise SinkUnavailable(f"spool {self.path}: cannot {action}: {exc}") from exc
+    def _io(self, action: str) -> sqlite_errors:
+        return sqlite_errors(self.path, action)
 
     def _update_gauges(self) -> None:
         self.metrics.spool_bytes.set(self._bytes)
@@ -336,7 +319,7 @@ class Spool:
     ) -> AppendResult:
         """Insert (deleting oldest batches first if needed) in one transaction; lock held."""
         last_id, dropped, batches, freed, lo, hi = 0, 0, 0, 0, None, None
-        with self._io("append a batch"), _transaction(self._conn):
+        with self._io("append a batch to"), transaction(self._conn):
             excess = self._bytes + len(payload) - self.max_bytes
             if excess > 0:  # only reached with drop_oldest
                 # The shortest prefix of batches (oldest first) that frees `excess` bytes.
@@ -360,7 +343,7 @@ class Spool:
 
     def oldest(self) -> SpooledBatch | None:
         """The oldest batch (it stays spooled until :meth:`remove`), or None when empty."""
-        with self._lock, self._io("read a batch"):
+        with self._lock, self._io("read a batch from"):
             row = self._conn.execute(
                 "SELECT id, events, first_us, last_us, payload FROM batches ORDER BY id LIMIT 1"
             ).fetchone()
@@ -387,7 +370,7 @@ class Spool:
     def remove(self, batch_id: int) -> None:
         """Forget a batch once it is stored; removing an absent batch does nothing."""
         with self._lock:
-            with self._io("remove a batch"), _transaction(self._conn):
+            with self._io("remove a batch from"), transaction(self._conn):
                 row = self._conn.execute(
                     "DELETE FROM batches WHERE id = ? RETURNING events, bytes", (batch_id,)
                 ).fetchall()

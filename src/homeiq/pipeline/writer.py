@@ -18,11 +18,12 @@ from typing import Any
 
 import orjson
 
-from homeiq.errors import InvalidEvent
+from homeiq.errors import HomeIQError, InvalidEvent
 from homeiq.metadata.store import MetadataStore
 from homeiq.model import DeadLetter, EventRecord, Source
 from homeiq.observability.metrics import Metrics
-from homeiq.pipeline.delivery import Delivery, keep_dead_letters, now_us
+from homeiq.pipeline.deadletters import dead_letter
+from homeiq.pipeline.delivery import Delivery
 from homeiq.pipeline.normalize import Normalizer
 from homeiq.pipeline.queue import EventQueue, Incoming
 
@@ -33,22 +34,7 @@ log = logging.getLogger(__name__)
 # idempotent, so a retried batch landing after its successor changes nothing.
 MAX_BATCHES_IN_FLIGHT = 2
 
-__all__ = ["MAX_BATCHES_IN_FLIGHT", "Watermark", "Writer", "now_us", "payload_bytes"]
-
-
-def payload_bytes(message: object, raw: bytes | None = None) -> bytes:
-    """A received message as bytes for the dead-letter table: JSON when it can be, else
-    the frame it came in (``raw``), else its repr."""
-    try:
-        return orjson.dumps(message)
-    except TypeError:  # orjson refuses non-str keys, and nesting past 254 levels
-        pass
-    if raw is not None:
-        return raw
-    try:
-        return repr(message).encode()
-    except RecursionError:
-        return f"<a {type(message).__name__} nested too deeply to keep>".encode()
+__all__ = ["MAX_BATCHES_IN_FLIGHT", "Watermark", "Writer"]
 
 
 class Writer:
@@ -67,6 +53,7 @@ class Writer:
     ) -> None:
         self.queue = queue
         self.delivery = delivery
+        self.dead_letters = delivery.dead_letters
         self.watermark = Watermark(metadata)
         self.metadata = metadata
         self.normalizer = normalizer
@@ -145,8 +132,7 @@ class Writer:
             try:
                 parsed = orjson.loads(message)
             except orjson.JSONDecodeError as exc:
-                raw = message.encode() if isinstance(message, str) else message
-                letters.append(DeadLetter("invalid_json", str(exc), raw, now_us()))
+                letters.append(dead_letter("invalid_json", str(exc), message))
                 return
             frame = message.encode() if isinstance(message, str) else message
             for one in parsed if isinstance(parsed, list) else (parsed,):
@@ -197,20 +183,24 @@ class Writer:
     ) -> DeadLetter:
         if entity_id is None:
             entity_id = _entity_of(message)
-        return DeadLetter(reason, detail, payload_bytes(message, frame), now_us(), entity_id)
+        return dead_letter(reason, detail, message, raw=frame, entity_id=entity_id)
 
     async def _flush(self, seq: int, records: list[EventRecord], letters: list[DeadLetter]) -> None:
-        if records:
-            letters = letters + await self.delivery.deliver(records)
-        if letters:
-            await keep_dead_letters(self.metadata, self.metrics, letters)
+        try:
+            if records:
+                letters = letters + await self.delivery.deliver(records)
+        finally:
+            # Kept even when delivery failed; letters an earlier write could not keep
+            # (metadata.db full) are retried here too. Never raises for a store failure.
+            if letters or self.dead_letters.pending:
+                await self.dead_letters.keep(letters)
         await self.watermark.done(seq)
 
     async def deliver(self, records: list[EventRecord]) -> None:
         """Store records that did not come through the queue (backfill), durably."""
         letters = await self.delivery.deliver(records)
         if letters:
-            await keep_dead_letters(self.metadata, self.metrics, letters)
+            await self.dead_letters.keep(letters)
 
 
 class Watermark:
@@ -257,7 +247,16 @@ class Watermark:
             async with self._persist:  # one save at a time, always the latest value
                 value = self.value
                 if value is not None:
-                    await asyncio.to_thread(self.metadata.put, self.KEY, str(value))
+                    await self._save(value)
+
+    async def _save(self, value: int) -> None:
+        try:
+            await asyncio.to_thread(self.metadata.put, self.KEY, str(value))
+        except HomeIQError as exc:
+            # The writer goes on: the value stays in memory and the next batch saves it.
+            # After a crash before then, backfill starts from the older saved value,
+            # which only refetches events already stored (writes are idempotent).
+            log.warning("cannot save the durable watermark (kept in memory): %s", exc)
 
 
 def _entity_of(message: object) -> str | None:

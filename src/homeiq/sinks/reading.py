@@ -31,12 +31,12 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
 
+from homeiq import ulid
 from homeiq.sinks.base import Activity
 
 NO_AREA = "(no area)"
@@ -50,9 +50,6 @@ MAX_BUCKETS = 10_000
 # Activity times (and bucket widths) stay within ±2**62 µs (146,000 years), so bucket
 # arithmetic never leaves the 64 bits SQLite and InfluxDB compute in.
 TIME_LIMIT_US = 2**62
-
-_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
-_CROCKFORD = str.maketrans("0123456789ABCDEFGHJKMNPQRSTVWXYZ", "0123456789abcdefghijklmnopqrstuv")
 
 
 # -- cursors ---------------------------------------------------------------------------
@@ -91,9 +88,8 @@ def decode_cursor(cursor: str, newest_first: bool) -> tuple[int, str]:
 
 def ulid_time_us(context_id: str) -> int | None:
     """Creation time (µs) of a ULID context id; None when the id is not a ULID."""
-    if len(context_id) != 26 or _ULID.fullmatch(context_id) is None:
-        return None
-    return int(context_id[:10].translate(_CROCKFORD).lower(), 32) * 1000
+    ms = ulid.time_ms(context_id)
+    return None if ms is None else ms * 1000
 
 
 def context_window(context_id: str, anchor: int | None) -> tuple[int, int] | None:

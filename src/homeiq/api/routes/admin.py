@@ -15,7 +15,7 @@ from homeiq.api.errors import ApiError, error_responses
 from homeiq.api.redrive import redrive
 from homeiq.api.scopes import Scope
 from homeiq.metadata.store import StoredApiKey, StoredDeadLetter
-from homeiq.pipeline.delivery import now_us
+from homeiq.model import now_us
 from homeiq.pipeline.normalize import format_time_us
 from homeiq.settings import redacted
 

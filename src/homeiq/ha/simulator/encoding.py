@@ -13,9 +13,7 @@ from typing import Any, Final
 
 import orjson
 
-CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Two base32 characters per 10 bits: halves the lookups when encoding ULIDs.
-_PAIRS: Final = tuple((CROCKFORD[i >> 5] + CROCKFORD[i & 31]).encode() for i in range(1024))
+from homeiq.ulid import DIGIT_PAIRS_BYTES as _PAIRS  # two digits per 10 bits
 
 
 class Clock:

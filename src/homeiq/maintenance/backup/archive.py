@@ -34,11 +34,11 @@ import orjson
 
 from homeiq.errors import ArchiveInvalid
 from homeiq.maintenance.rollups import ROLLUPS_DB
-from homeiq.metadata.migrations import MMAP_BYTES
 from homeiq.metadata.store import METADATA_DB
 from homeiq.pipeline.spool import SPOOL_DB
 from homeiq.settings import Settings, secret_fields
 from homeiq.sinks.sqlite.store import EVENTS_DB
+from homeiq.sqlitedb import MMAP_BYTES
 
 FORMAT = 1
 MANIFEST = "manifest.json"

@@ -22,14 +22,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypeVar
 
 from homeiq.errors import SinkUnavailable
 from homeiq.model import EventRecord
 from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
+from homeiq.sinks.sqlite import rpc
 from homeiq.sinks.sqlite.store import EVENTS_DB, SQLiteEventStore, Wire, to_wire
+from homeiq.sqlitedb import sqlite_errors
 
 __all__ = [
     "EVENTS_DB",
@@ -44,6 +45,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WriterKind = Literal["process", "thread"]
+R = TypeVar("R")
 PARENT_CHECK_S = 0.5
 
 # The writer process's one store, opened by the first task it runs.
@@ -80,41 +82,41 @@ def _worker_open(data_dir: str) -> None:
     _WORKER_STORE = SQLiteEventStore.in_dir(Path(data_dir))
 
 
-def _worker_call(method: str, *args: Any) -> Any:
+def _worker_call(request: rpc.Request[R]) -> R:
     global _CALLS  # the writer process's own counter
     assert _WORKER_STORE is not None, "writer process not initialised"
     _CALLS += 1
     if _CALLS % GC_EVERY_CALLS == 0:
         gc.collect()
-    return getattr(_WORKER_STORE, method)(*args)
+    # The store maps its own errors; this is the process's edge, so nothing of sqlite3's
+    # crosses back even if a call path forgot to.
+    with sqlite_errors(_WORKER_STORE.path):
+        return request.run(_WORKER_STORE)
 
 
 class StoreReads(ABC):
     """The :class:`~homeiq.sinks.base.EventReader` methods over a synchronous
-    :class:`SQLiteEventStore`, written once: each subclass says where a call runs
+    :class:`SQLiteEventStore`, written once: each subclass says where a request runs
     (``_run``): the writer process, the calling thread, or a pool of reader threads.
-    Sequences become lists on the way, because a call may cross to another process."""
+    Sequences become lists on the way, because a request may cross to another process."""
 
     @abstractmethod
-    async def _run(self, method: str, *args: Any) -> Any:
-        """Call ``method`` of the store with ``args`` wherever this face runs it."""
+    async def _run(self, request: rpc.Request[R]) -> R:
+        """Answer ``request`` wherever this face runs the store."""
 
     async def history(
         self, entity_id: str, start: int | None, end: int | None, limit: int
     ) -> list[EventRecord]:
         """Events of one entity, oldest first."""
-        records: list[EventRecord] = await self._run("history", entity_id, start, end, limit)
-        return records
+        return await self._run(rpc.History(entity_id, start, end, limit))
 
     async def summary(self) -> StoreSummary:
         """Totals per domain, area and source."""
-        summary: StoreSummary = await self._run("summary")
-        return summary
+        return await self._run(rpc.Summary())
 
     async def last_event_time(self) -> int | None:
         """Time of the newest stored event."""
-        last: int | None = await self._run("last_event_time")
-        return last
+        return await self._run(rpc.LastEventTime())
 
     async def keys(
         self,
@@ -123,14 +125,12 @@ class StoreReads(ABC):
         end: int | None = None,
     ) -> set[tuple[str, int]]:
         """Stored (entity_id, time) with ``start <= time <= end``; None = all / unbounded."""
-        ids = None if entity_ids is None else list(entity_ids)  # a plain list pickles
-        found: set[tuple[str, int]] = await self._run("keys", ids, start, end)
-        return found
+        ids = None if entity_ids is None else list(entity_ids)
+        return await self._run(rpc.Keys(ids, start, end))
 
     async def events(self, query: EventQuery) -> EventPage:
         """One page of events across entities (see :class:`EventQuery`)."""
-        page: EventPage = await self._run("events", query)
-        return page
+        return await self._run(rpc.Events(query))
 
     async def history_many(
         self,
@@ -142,36 +142,31 @@ class StoreReads(ABC):
         attributes: bool = True,
     ) -> dict[str, list[EventRecord]]:
         """Each entity's state at ``start`` and its events in [start, end), oldest first."""
-        found: dict[str, list[EventRecord]] = await self._run(
-            "history_many", list(entity_ids), start, end, include_start_state, attributes
+        return await self._run(
+            rpc.HistoryMany(list(entity_ids), start, end, include_start_state, attributes)
         )
-        return found
 
     async def last_states(
         self, entity_ids: Sequence[str], before: int | None = None
     ) -> dict[str, EventRecord]:
         """Each entity's newest event before ``before`` (None = newest), no attributes."""
-        found: dict[str, EventRecord] = await self._run("last_states", list(entity_ids), before)
-        return found
+        return await self._run(rpc.LastStates(list(entity_ids), before))
 
     async def by_context(
         self, context_ids: Sequence[str], *, around: int | None = None
     ) -> list[EventRecord]:
         """Events whose context_id is one of ``context_ids`` (near their creation)."""
-        found: list[EventRecord] = await self._run("by_context", list(context_ids), around)
-        return found
+        return await self._run(rpc.ByContext(list(context_ids), around))
 
     async def caused_by(
         self, context_ids: Sequence[str], *, around: int | None = None
     ) -> list[EventRecord]:
         """Events whose context_parent_id is one of ``context_ids`` (near their creation)."""
-        found: list[EventRecord] = await self._run("caused_by", list(context_ids), around)
-        return found
+        return await self._run(rpc.ByContext(list(context_ids), around, caused_by=True))
 
     async def activity(self, start: int, end: int, *, bucket_s: int, top: int) -> Activity:
         """Event counts in [start, end) by entity, bucket, domain and area."""
-        result: Activity = await self._run("activity", start, end, bucket_s, top)
-        return result
+        return await self._run(rpc.ActivityCounts(start, end, bucket_s, top))
 
 
 class SQLiteSink(StoreReads):
@@ -205,21 +200,19 @@ class SQLiteSink(StoreReads):
             )
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="homeiq-sqlite")
 
-    async def _call(self, method: str, *args: Any) -> Any:
+    async def _run(self, request: rpc.Request[R]) -> R:
         if self._executor is None:
             raise RuntimeError("SQLiteSink used before open()")
         loop = asyncio.get_running_loop()
         if self._store is not None:
-            return await loop.run_in_executor(
-                self._executor, partial(getattr(self._store, method), *args)
-            )
+            return await loop.run_in_executor(self._executor, request.run, self._store)
         try:
             if not self._opened:
                 # A task, not a pool initializer: an initializer's error only shows as
                 # a broken pool, and this one should say what is wrong with the file.
                 await loop.run_in_executor(self._executor, _worker_open, str(self.data_dir))
                 self._opened = True
-            return await loop.run_in_executor(self._executor, _worker_call, method, *args)
+            return await loop.run_in_executor(self._executor, _worker_call, request)
         except BrokenProcessPool as exc:
             # The writer process died (killed, out of memory): start a new one for the
             # next attempt; the writer retries this batch.
@@ -242,12 +235,11 @@ class SQLiteSink(StoreReads):
                 self._executor, SQLiteEventStore.in_dir, self.data_dir
             )
         else:
-            await self._call("last_event_time")  # opens the store, or says why it cannot
+            await self._run(rpc.LastEventTime())  # opens the store, or says why it cannot
 
     async def write(self, batch: Sequence[EventRecord]) -> int:
         """Store a batch idempotently; returns how many rows were new."""
-        new: int = await self._call("write_wire", [to_wire(r) for r in batch])
-        return new
+        return await self._run(rpc.WriteBatch([to_wire(r) for r in batch]))
 
     async def close(self) -> None:
         """Close the database and stop the writer."""
@@ -255,13 +247,10 @@ class SQLiteSink(StoreReads):
             return
         try:
             if self._store is not None or self._opened:
-                await self._call("close")
+                await self._run(rpc.Close())
         finally:
             self._executor.shutdown(wait=True)
             self._executor, self._store = None, None
-
-    async def _run(self, method: str, *args: Any) -> Any:
-        return await self._call(method, *args)
 
 
 class AsyncStore(StoreReads):
@@ -274,8 +263,8 @@ class AsyncStore(StoreReads):
     def __init__(self, store: SQLiteEventStore) -> None:
         self.store = store
 
-    async def _run(self, method: str, *args: Any) -> Any:
-        return getattr(self.store, method)(*args)
+    async def _run(self, request: rpc.Request[R]) -> R:
+        return request.run(self.store)
 
     async def close(self) -> None:
         """Close the store (closing it again, as its owner may, is harmless)."""
@@ -293,7 +282,7 @@ class SQLiteReader(AsyncStore):
         self._free: asyncio.Queue[SQLiteEventStore] | None = None
         self._all: list[SQLiteEventStore] = []
 
-    async def _run(self, method: str, *args: Any) -> Any:
+    async def _run(self, request: rpc.Request[R]) -> R:
         if self._free is None:
             # Opened on first use: events.db exists only once the sink has opened it.
             self._free = asyncio.Queue()
@@ -305,7 +294,7 @@ class SQLiteReader(AsyncStore):
                 self._free.put_nowait(store)
         store = await self._free.get()
         try:
-            return await asyncio.to_thread(getattr(store, method), *args)
+            return await asyncio.to_thread(request.run, store)
         finally:
             self._free.put_nowait(store)
 

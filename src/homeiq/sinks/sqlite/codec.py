@@ -1,42 +1,20 @@
 """Compact encodings for the SQLite event table.
 
-Home Assistant context ids are 26-character ULIDs; stored as 16-byte blobs they take
-less than two thirds of the space, which matters at tens of millions of rows. Ids that
-are not ULIDs (older HA used 32-char hex uuids) are stored as text unchanged, so the
-round trip is exact either way.
+Home Assistant context ids are 26-character ULIDs; stored as 16-byte blobs
+(:func:`homeiq.ulid.pack`) they take less than two thirds of the space, which matters at
+tens of millions of rows. Ids that are not ULIDs (older HA used 32-char hex uuids) are
+stored as text unchanged, so the round trip is exact either way.
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+from homeiq import ulid
 
-
-_TO_INT_DIGITS = str.maketrans(_CROCKFORD, "0123456789abcdefghijklmnopqrstuv")
-# A ULID's first character is at most 7: 26 chars x 5 bits = 130 bits, the top 2 zero.
-_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
-
-
-def encode_context(context_id: str | None) -> bytes | str | None:
-    """A context id as stored: 16 bytes for a ULID, else the text itself."""
-    if context_id is None or len(context_id) != 26 or _ULID.fullmatch(context_id) is None:
-        return context_id
-    return int(context_id.translate(_TO_INT_DIGITS), 32).to_bytes(16, "big")
-
-
-# Every pair of base-32 digits (10 bits), so decoding takes 13 steps rather than 26.
-_DIGIT_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
-_PAIR_SHIFTS = tuple(range(120, -10, -10))
-
-
-def decode_context(stored: bytes | str | None) -> str | None:
-    """Inverse of :func:`encode_context`."""
-    if stored is None or isinstance(stored, str):
-        return stored
-    number = int.from_bytes(stored, "big")
-    return "".join([_DIGIT_PAIRS[(number >> shift) & 1023] for shift in _PAIR_SHIFTS])
+# The ULID codec is homeiq.ulid's; these are its names in the stored format.
+encode_context = ulid.pack
+decode_context = ulid.unpack
 
 
 # Attribute sets are small JSON objects full of the same keys; a preset dictionary of

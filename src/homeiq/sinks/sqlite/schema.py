@@ -1,4 +1,4 @@
-"""events.db schema steps (see :mod:`homeiq.metadata.migrations`).
+"""events.db schema steps (see :mod:`homeiq.sqlitedb`).
 
 Size per event is the design constraint (tens of millions of rows on a Raspberry Pi):
 ``events`` is a WITHOUT ROWID table clustered on its idempotency key (entity, time), so
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from homeiq.metadata.migrations import run_script
+from homeiq.sqlitedb import run_script
 
 
 def _v1(conn: sqlite3.Connection) -> None:

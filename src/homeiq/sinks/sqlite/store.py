@@ -15,12 +15,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from homeiq.errors import IncompatibleSchema, SinkRejected, SinkUnavailable
-from homeiq.metadata.migrations import check_version, connect, migrate, transaction
+from homeiq.errors import SinkRejected, SinkUnavailable
 from homeiq.model import EventRecord, Source
 from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
 from homeiq.sinks.sqlite import queries, schema
 from homeiq.sinks.sqlite.codec import decode_attributes, encode_attributes, encode_context
+from homeiq.sqlitedb import (
+    check_version,
+    connect,
+    migrate,
+    sqlite_error,
+    sqlite_errors,
+    transaction,
+)
 
 EVENTS_DB = "events.db"
 # Attribute sets seen recently; most entities repeat a handful, so this stays hot.
@@ -96,16 +103,6 @@ def to_wire(r: EventRecord) -> Wire:
     )
 
 
-def _unavailable(exc: sqlite3.Error) -> Exception:
-    """Map an SQLite error to the error tree: locked/busy/disk-full may pass, others won't."""
-    text = str(exc).lower()
-    if isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in text or "busy" in text or "disk" in text or "unable to open" in text
-    ):
-        return SinkUnavailable(f"sqlite: {exc}")
-    return SinkRejected(f"sqlite: {exc}")
-
-
 class SQLiteEventStore:
     """events.db: write batches idempotently, read them back as records."""
 
@@ -121,22 +118,17 @@ class SQLiteEventStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SinkUnavailable(f"cannot create {path.parent}: {exc.strerror}") from exc
-        try:
+        with sqlite_errors(path, "open"):
             self._conn = connect(str(path), readonly=readonly)
-        except sqlite3.Error as exc:
-            raise _unavailable(exc) from exc
-        try:
-            if readonly:
-                check_version(self._conn, schema.STEPS)
-            else:
-                migrate(self._conn, schema.STEPS)
-            self._load_ids()
-        except sqlite3.Error as exc:
-            self._conn.close()
-            raise _unavailable(exc) from exc
-        except IncompatibleSchema:
-            self._conn.close()
-            raise
+            try:
+                if readonly:
+                    check_version(self._conn, schema.STEPS)
+                else:
+                    migrate(self._conn, schema.STEPS)
+                self._load_ids()
+            except BaseException:
+                self._conn.close()
+                raise
 
     @classmethod
     def in_dir(cls, data_dir: Path, *, readonly: bool = False) -> SQLiteEventStore:
@@ -189,7 +181,7 @@ class SQLiteEventStore:
                 with contextlib.suppress(sqlite3.Error):
                     self._load_ids()
                 if isinstance(exc, sqlite3.Error):
-                    raise _unavailable(exc) from exc
+                    raise sqlite_error(exc, self.path, "write") from exc
                 # A value SQLite cannot bind (lone surrogate, integer over 64 bits).
                 raise SinkRejected(f"sqlite cannot store a value: {exc}") from exc
 
@@ -292,7 +284,7 @@ class SQLiteEventStore:
         self, entity_id: str, start: int | None, end: int | None, limit: int
     ) -> list[EventRecord]:
         """Events of one entity with ``start <= time < end``, oldest first."""
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, "read"):
             entity = self._conn.execute(
                 "SELECT id FROM entities WHERE entity_id = ?", (entity_id,)
             ).fetchone()
@@ -327,7 +319,7 @@ class SQLiteEventStore:
             "SELECT n.entity_id, e.time FROM entities n CROSS JOIN events e ON e.entity = n.id"
             " WHERE e.time >= ? AND e.time <= ?"
         )
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, "read"):
             if entity_ids is None:
                 rows = self._conn.execute(sql, (low, high)).fetchall()
             else:
@@ -344,7 +336,7 @@ class SQLiteEventStore:
 
     def events(self, query: EventQuery) -> EventPage:
         """One page of events across entities (see :class:`EventQuery`)."""
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, "read"):
             return queries.events(self._conn, query)
 
     def history_many(
@@ -356,7 +348,7 @@ class SQLiteEventStore:
         attributes: bool = True,
     ) -> dict[str, list[EventRecord]]:
         """Each entity's state at ``start`` and its events in [start, end), oldest first."""
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, "read"):
             return queries.history_many(
                 self._conn, entity_ids, start, end, include_start_state, attributes
             )
@@ -372,29 +364,29 @@ class SQLiteEventStore:
         self, context_ids: Sequence[str], around: int | None = None
     ) -> list[EventRecord]:
         """Events whose context_id is one of ``context_ids`` (near their creation)."""
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, "read"):
             return queries.by_context(self._conn, context_ids, "context_id", around)
 
     def caused_by(self, context_ids: Sequence[str], around: int | None = None) -> list[EventRecord]:
         """Events whose context_parent_id is one of ``context_ids`` (near their creation)."""
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, "read"):
             return queries.by_context(self._conn, context_ids, "context_parent_id", around)
 
     def activity(self, start: int, end: int, bucket_s: int, top: int) -> Activity:
         """Event counts in [start, end) by entity, bucket, domain and area."""
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, "read"):
             return queries.activity(self._conn, start, end, bucket_s, top)
 
     def all_records(self) -> list[EventRecord]:
         """Every stored record ordered by time; meant for tests and small stores."""
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, "read"):
             rows = self._conn.execute(queries.SELECT + " ORDER BY e.time, n.entity_id").fetchall()
         return queries.records(rows)
 
     def summary(self) -> StoreSummary:
         """Totals per domain, area and source, and the span of time stored."""
         result = StoreSummary()
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, "read"):
             c = self._conn
             names = dict(c.execute("SELECT id, entity_id FROM entities").fetchall())
             areas = dict(c.execute("SELECT id, area_id FROM placements").fetchall())
@@ -419,6 +411,6 @@ class SQLiteEventStore:
 
     def last_event_time(self) -> int | None:
         """Time of the newest stored event."""
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, "read"):
             row = self._conn.execute(_SPAN).fetchone()[1:]
         return None if row[0] is None else int(row[0])

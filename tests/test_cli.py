@@ -1119,3 +1119,17 @@ def test_tables_escape_control_characters_of_stored_text(
     out = capsys.readouterr().out
     assert "evil\\nkey 9 admin\\x1b[31m" in out
     assert "\x1b" not in out and len(out.splitlines()) == 3
+
+
+def test_a_writing_command_makes_an_older_install_private(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # An install from before file modes were set: a 0755 dir with a 0644 metadata.db.
+    data = tmp_path / "data"
+    MetadataStore.in_dir(data).close()
+    data.chmod(0o755)
+    (data / "metadata.db").chmod(0o644)
+    monkeypatch.setenv("HOMEIQ_DATA_DIR", str(data))
+    assert main(["keys", "create", "--name", "x", "--scope", "read"]) == 0
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "metadata.db").stat().st_mode) == 0o600

@@ -93,7 +93,12 @@ def _main(argv: Sequence[str] | None) -> int:
             [value.get_secret_value() for value in hidden if value is not None],
         )
         if getattr(args, "uses_data_dir", True):
-            check_data_dir(settings.data_dir, writes=getattr(args, "writes_data_dir", False))
+            writes = getattr(args, "writes_data_dir", False)
+            check_data_dir(settings.data_dir, writes=writes)
+            if writes:  # created 0700, an older install's files made private (logged)
+                from homeiq.datadir import prepare_data_dir
+
+                prepare_data_dir(settings.data_dir)
         code = int(args.func(settings, args))
         sys.stdout.flush()  # here, not at exit: a closed pipe is reported like the rest
         return code

@@ -114,8 +114,8 @@ CASES = (
         for argv in WRITING_COMMANDS
     ]
     + [
-        Case("unopenable-database", argv, 2,
-             "HOMEIQ_DATA_DIR: cannot open the databases in {tmp}/broken (unable to open database",
+        Case("unopenable-database", argv, 1,
+             "sqlite cannot open {tmp}/broken/metadata.db: unable to open database file",
              {"HOMEIQ_DATA_DIR": "{tmp}/broken", "HOMEIQ_API_ENABLED": "false", **HA})
         for argv in (["run"], ["keys", "create", "--name", "x", "--scope", "read"])
     ]

@@ -154,12 +154,13 @@ async def test_the_drain_waits_out_a_locked_spool_and_goes_on(
     try:
         other.execute("BEGIN IMMEDIATE")  # another writer holds spool.db: remove() fails
         parts.sink.up = True
+        parts.clock.advance(1.0)  # past the breaker's reset: the drain may probe
         with caplog.at_level(logging.WARNING, logger="homeiq.pipeline.delivery"):
             parts.delivery.start()
-            for _ in range(500):
-                if any("spool drain paused" in r.getMessage() for r in caplog.records):
-                    break
-                await asyncio.sleep(0.01)
+            await async_wait_until(
+                lambda: any("spool drain paused" in r.getMessage() for r in caplog.records),
+                message="the drain to report the locked spool",
+            )
         paused = [r.getMessage() for r in caplog.records if "spool drain paused" in r.getMessage()]
         assert paused and "cannot remove a batch from " in paused[0]
         assert "spool.db: database is locked" in paused[0]

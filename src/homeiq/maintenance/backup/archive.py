@@ -37,7 +37,7 @@ from homeiq.maintenance.rollups import ROLLUPS_DB
 from homeiq.metadata.migrations import MMAP_BYTES
 from homeiq.metadata.store import METADATA_DB
 from homeiq.pipeline.spool import SPOOL_DB
-from homeiq.settings import Settings, secret_fields
+from homeiq.settings import Settings, flat_settings, secret_fields
 from homeiq.sinks.sqlite.store import EVENTS_DB
 
 FORMAT = 1
@@ -141,8 +141,9 @@ def homeiq_version() -> str:
 
 
 def backup_settings(settings: Settings) -> dict[str, Any]:
-    """The settings as the archive keeps them: every secret removed, not masked."""
-    data = settings.model_dump(mode="json")
+    """The settings as the archive keeps them (flat names, as ``config show``): every
+    secret removed, not masked."""
+    data = flat_settings(settings)
     for name in secret_fields():
         data.pop(name, None)
     return data

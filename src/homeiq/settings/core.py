@@ -27,6 +27,7 @@ from homeiq.settings.sources import (
     SecretFileSource,
     TomlFileSource,
     check_environment,
+    nest,
 )
 
 
@@ -212,6 +213,11 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log line format: human text or one JSON object a line."
     )
+
+    def __init__(self, **values: Any) -> None:
+        """Field values by their flat names, as in TOML (``influxdb_url=...``), or
+        groups as dicts or models (``influxdb={"url": ...}``)."""
+        super().__init__(**nest(Settings, values))
 
     @field_validator("ha_url")
     @classmethod

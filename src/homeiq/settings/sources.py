@@ -108,6 +108,22 @@ def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     data[path[-1]] = value
 
 
+def nest(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with flat names of grouped settings (``influxdb_url``) moved into their
+    group (``{"influxdb": {"url": ...}}``), merged with the group when it is given too."""
+    by_name = {s.name: s.path for s in settings_table(model) if len(s.path) > 1}
+    nested = {key: value for key, value in values.items() if key not in by_name}
+    for key, value in values.items():
+        path = by_name.get(key)
+        if path is None:
+            continue
+        group = nested.get(path[0])
+        if isinstance(group, BaseModel | dict):  # a copy: never change the caller's
+            nested[path[0]] = dict(group)  # a model as its fields, not re-validated ones
+        _put(nested, path, value)
+    return nested
+
+
 class _Source(PydanticBaseSettingsSource):
     """A source that builds its whole dict at once (nested, ready to deep-merge)."""
 

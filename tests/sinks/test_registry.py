@@ -1,5 +1,5 @@
 """The backend registry: each store name gives its sink, readers and backup part, and no
-module outside the registry (and settings.py, which lists the choices) compares the
+module outside the registry (and settings/core.py, which lists the choices) compares the
 store's name."""
 
 from __future__ import annotations

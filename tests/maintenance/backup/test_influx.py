@@ -157,7 +157,7 @@ async def write_tricky(influxdb: InfluxDBServer, config: InfluxDBSettings) -> No
         at(event("sensor.odd", area_id="a\\b%c\nd", source=Source.BACKFILL), B_US + 7_000_000),
         at(event(value=-0.25), B_US + 3_600_000_000),  # an hour of empty chunks before it
     ]
-    sink = InfluxDBSink(config)
+    sink = InfluxDBSink(config, batch_max_events=5000)
     await sink.open()
     try:
         await sink.write(records)

@@ -144,9 +144,12 @@ def load_sqlite(data_dir: Path, args: argparse.Namespace, end: int) -> Dataset:
 
 
 async def _influx_write(url: str, database: str, args: argparse.Namespace, end: int) -> Dataset:
-    from homeiq.sinks.influxdb import InfluxDBConfig, InfluxDBSink
+    from homeiq.settings import InfluxDBSettings
+    from homeiq.sinks.influxdb import InfluxDBSink
 
-    sink = InfluxDBSink(InfluxDBConfig(url, database=database, timeout_s=120))
+    sink = InfluxDBSink(
+        InfluxDBSettings(url=url, database=database, timeout_s=120), batch_max_events=5000
+    )
     await sink.open()
     dataset = Dataset(end - args.days * DAY_US, end)
     started = time.perf_counter()
@@ -176,10 +179,11 @@ def rollup_phase(args: argparse.Namespace) -> None:
 
     async def run() -> int:
         if args.influx_url:
-            from homeiq.sinks.influxdb import InfluxDBConfig, InfluxDBReader
+            from homeiq.settings import InfluxDBSettings
+            from homeiq.sinks.influxdb import InfluxDBReader
 
             reader: Any = InfluxDBReader(
-                InfluxDBConfig(args.influx_url, database=args.database, timeout_s=300)
+                InfluxDBSettings(url=args.influx_url, database=args.database, timeout_s=300)
             )
         else:
             from homeiq.sinks.sqlite import SQLiteReader

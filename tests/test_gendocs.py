@@ -24,7 +24,7 @@ from homeiq.gendocs import (
     settings_markdown,
     stale,
 )
-from homeiq.settings import Settings
+from homeiq.settings import Settings, settings_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,12 +131,15 @@ def test_settings_markdown_has_a_row_for_every_setting() -> None:
     assert GENERATED in text
     assert "| variable | type | default | description |" in text
     rows = _rows(text)
-    assert list(rows) == [f"HOMEIQ_{name.upper()}" for name in Settings.model_fields]
-    for name, info in Settings.model_fields.items():
-        cells = rows[f"HOMEIQ_{name.upper()}"]
+    # Grouped settings (settings.influxdb.url) keep their flat variable (HOMEIQ_INFLUXDB_URL).
+    table = settings_table(Settings)
+    assert list(rows) == [setting.env for setting in table]
+    assert "HOMEIQ_INFLUXDB_URL" in rows and "HOMEIQ_API_PORT" in rows
+    for setting in table:
+        cells = rows[setting.env]
         assert len(cells) == 4, cells  # no stray | splitting a cell
-        assert cells[3] == (info.description or "").replace("|", "\\|")
-        assert cells[3], f"{name} has no description"
+        assert cells[3] == (setting.info.description or "").replace("|", "\\|")
+        assert cells[3], f"{setting.name} has no description"
 
 
 def test_settings_markdown_names_the_file_variable_of_credentials_only() -> None:
@@ -427,8 +430,8 @@ def test_every_required_parameter_of_the_api_has_an_example() -> None:
 
 def test_optional_settings_are_not_marked_required() -> None:
     rows = _rows(settings_markdown())
-    for name, info in Settings.model_fields.items():
-        cells = rows[f"HOMEIQ_{name.upper()}"]
-        assert (cells[2] == "(required)") is info.is_required(), name
+    for setting in settings_table(Settings):
+        cells = rows[setting.env]
+        assert (cells[2] == "(required)") is setting.info.is_required(), setting.name
     for var in ("HOMEIQ_API_CORS_ORIGINS", "HOMEIQ_BACKUP_TARGETS", "HOMEIQ_BACKUP_RECIPIENTS"):
         assert rows[var][2] == "empty", var

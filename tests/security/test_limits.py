@@ -51,8 +51,8 @@ def test_a_busy_client_stays_limited_while_others_come_and_go() -> None:
 
 def test_trusted_proxies_are_parsed_as_networks() -> None:
     settings = Settings(api_trusted_proxies="10.0.0.0/8, 127.0.0.1,::1")  # type: ignore[arg-type]
-    assert settings.api_trusted_proxies == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
-    assert Settings().api_trusted_proxies == []
+    assert settings.api.trusted_proxies == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
+    assert Settings().api.trusted_proxies == []
     with pytest.raises(ValueError, match="not an IP address or CIDR network"):
         Settings(api_trusted_proxies="proxy.example")  # type: ignore[arg-type]
 

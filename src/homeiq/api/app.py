@@ -128,13 +128,13 @@ def build_app(
     metrics = ApiMetrics.of(registry)
     limiter = RateLimiter.from_settings(settings, metrics)
     middleware = []
-    if settings.api_cors_origins:
+    if settings.api.cors_origins:
         # Outside the edge, so refusals it makes (413, 429) carry CORS headers too and
         # a browser can read them.
         middleware.append(
             Middleware(
                 CORSMiddleware,
-                allow_origins=settings.api_cors_origins,
+                allow_origins=settings.api.cors_origins,
                 allow_methods=["GET", "POST", "DELETE"],
                 allow_headers=["Authorization", "X-API-Key", "Content-Type", REQUEST_ID_HEADER],
                 expose_headers=[REQUEST_ID_HEADER, *RATE_LIMIT_HEADERS],
@@ -146,8 +146,8 @@ def build_app(
             EdgeMiddleware,
             limiter=limiter,
             metrics=metrics,
-            max_body_bytes=settings.api_max_body_bytes,
-            max_query_bytes=settings.api_max_query_bytes,
+            max_body_bytes=settings.api.max_body_bytes,
+            max_query_bytes=settings.api.max_query_bytes,
         )
     )
     app = FastAPI(

@@ -95,11 +95,11 @@ class RateLimiter:
         """Limits as configured by ``HOMEIQ_API_RATE_LIMIT_*``."""
         return cls(
             per_scope={
-                "read": limits.parse_many(settings.api_rate_limit_read),
-                "write": limits.parse_many(settings.api_rate_limit_write),
-                "admin": limits.parse_many(settings.api_rate_limit_admin),
+                "read": limits.parse_many(settings.api.rate_limit_read),
+                "write": limits.parse_many(settings.api.rate_limit_write),
+                "admin": limits.parse_many(settings.api.rate_limit_admin),
             },
-            per_ip=limits.parse_many(settings.api_rate_limit_ip),
+            per_ip=limits.parse_many(settings.api.rate_limit_ip),
             metrics=metrics,
         )
 

@@ -83,9 +83,9 @@ def api_socket(settings: Settings) -> socket.socket | None:
 
     Bound before anything else starts, so a port in use fails startup at once.
     """
-    if not settings.api_enabled:
+    if not settings.api.enabled:
         return None
-    return bind(settings.api_host, settings.api_port)
+    return bind(settings.api.host, settings.api.port)
 
 
 def url_of(sock: socket.socket) -> str:
@@ -150,8 +150,8 @@ class ApiServer:
             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
             # X-Forwarded-For is believed only from the configured proxies; uvicorn
             # would trust loopback by default, letting any local client forge it.
-            proxy_headers=bool(settings.api_trusted_proxies),
-            forwarded_allow_ips=list(settings.api_trusted_proxies),
+            proxy_headers=bool(settings.api.trusted_proxies),
+            forwarded_allow_ips=list(settings.api.trusted_proxies),
             ws="none",
             timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
         )
@@ -160,7 +160,7 @@ class ApiServer:
 
     async def start(self) -> None:
         """Start serving; returns once uvicorn accepts connections."""
-        host = self.settings.api_host
+        host = self.settings.api.host
         if not is_loopback(host):
             log.warning(
                 "the API listens on %s port %d: it is exposed to the network (HOMEIQ_API_HOST)."

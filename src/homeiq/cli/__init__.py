@@ -82,16 +82,11 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)  # usage errors: argparse exits 2
         from homeiq.observability.logging import setup_logging
-        from homeiq.settings import load_settings, secret_fields
+        from homeiq.settings import load_settings, secret_values
 
         settings = load_settings()
         data_dir = settings.data_dir
-        hidden = [getattr(settings, name) for name in secret_fields()]
-        setup_logging(
-            settings.log_level,
-            settings.log_format,
-            [value.get_secret_value() for value in hidden if value is not None],
-        )
+        setup_logging(settings.log_level, settings.log_format, secret_values(settings))
         if getattr(args, "uses_data_dir", True):
             writes = getattr(args, "writes_data_dir", False)
             check_data_dir(settings.data_dir, writes=writes)

@@ -146,7 +146,7 @@ async def _serve_started(
 def _serve_command(settings: Settings, session: Session) -> int:
     """Bind the API's socket, then serve; the socket is closed whatever happens."""
     sock = None
-    if settings.api_enabled:
+    if settings.api.enabled:
         # Imported here, not in the event loop: FastAPI takes half a second to import,
         # and the loop would stall for it while Home Assistant is already streaming.
         from homeiq.api.server import api_socket

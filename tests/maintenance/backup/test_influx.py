@@ -42,7 +42,8 @@ from homeiq.maintenance.backup.influx_native import (
     native_restore,
 )
 from homeiq.model import EventRecord, Source
-from homeiq.sinks.influxdb import InfluxDBClient, InfluxDBConfig, InfluxDBSink
+from homeiq.settings import InfluxDBSettings
+from homeiq.sinks.influxdb import InfluxDBClient, InfluxDBSink
 from tests.support.http import loopback_server
 from tests.support.influxdb import T0, InfluxDBServer, event, influx_settings
 
@@ -109,8 +110,8 @@ def at(record: EventRecord, us: int) -> EventRecord:
 
 
 @pytest.fixture
-def config(influxdb: InfluxDBServer, influxdb_database: str) -> InfluxDBConfig:
-    return InfluxDBConfig.from_settings(influx_settings(influxdb.url, influxdb_database))
+def config(influxdb: InfluxDBServer, influxdb_database: str) -> InfluxDBSettings:
+    return influx_settings(influxdb.url, influxdb_database).influxdb
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ RAW_LINES = (
 )
 
 
-async def write_tricky(influxdb: InfluxDBServer, config: InfluxDBConfig) -> None:
+async def write_tricky(influxdb: InfluxDBServer, config: InfluxDBSettings) -> None:
     """Nine points with awkward values, some on chunk boundaries, one an hour later."""
     attributes = {
         "friendly_name": "Température ü 😀",
@@ -156,7 +157,7 @@ async def write_tricky(influxdb: InfluxDBServer, config: InfluxDBConfig) -> None
         at(event("sensor.odd", area_id="a\\b%c\nd", source=Source.BACKFILL), B_US + 7_000_000),
         at(event(value=-0.25), B_US + 3_600_000_000),  # an hour of empty chunks before it
     ]
-    sink = InfluxDBSink(config)
+    sink = InfluxDBSink(config, batch_max_events=5000)
     await sink.open()
     try:
         await sink.write(records)
@@ -171,7 +172,7 @@ async def write_tricky(influxdb: InfluxDBServer, config: InfluxDBConfig) -> None
 @real
 async def test_export_import_round_trip(
     influxdb: InfluxDBServer,
-    config: InfluxDBConfig,
+    config: InfluxDBSettings,
     new_database: Callable[[], str],
     tmp_path: Path,
 ) -> None:
@@ -208,7 +209,9 @@ async def test_export_import_round_trip(
     assert field_keys(influxdb, target) == field_keys(influxdb, config.database)
 
     second = tmp_path / "second.lp.gz"
-    again = await export_database(config.with_(database=target), second, chunk_ns=CHUNK_NS)
+    again = await export_database(
+        config.model_copy(update={"database": target}), second, chunk_ns=CHUNK_NS
+    )
     assert second.read_bytes() == first.read_bytes()
     assert replace(again, database=config.database) == exported
 
@@ -220,7 +223,7 @@ async def test_export_import_round_trip(
 @real
 async def test_chunks_gaps_and_pages(
     influxdb: InfluxDBServer,
-    config: InfluxDBConfig,
+    config: InfluxDBSettings,
     new_database: Callable[[], str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -263,7 +266,7 @@ async def test_chunks_gaps_and_pages(
 @real
 async def test_an_empty_database(
     influxdb: InfluxDBServer,
-    config: InfluxDBConfig,
+    config: InfluxDBSettings,
     new_database: Callable[[], str],
     tmp_path: Path,
 ) -> None:
@@ -281,7 +284,7 @@ async def test_an_empty_database(
 async def test_a_missing_database_is_a_clear_error(
     influxdb: InfluxDBServer, tmp_path: Path
 ) -> None:
-    config = InfluxDBConfig(url=influxdb.url, database="homeiq_no_such_database")
+    config = InfluxDBSettings(url=influxdb.url, database="homeiq_no_such_database")
     with pytest.raises(InfluxBackupError, match="has no database 'homeiq_no_such_database'"):
         await export_database(config, tmp_path / "x.lp.gz")
     assert files(tmp_path) == []
@@ -290,7 +293,7 @@ async def test_a_missing_database_is_a_clear_error(
 @real
 async def test_retention_policy(
     influxdb: InfluxDBServer,
-    config: InfluxDBConfig,
+    config: InfluxDBSettings,
     new_database: Callable[[], str],
     tmp_path: Path,
 ) -> None:
@@ -298,7 +301,7 @@ async def test_retention_policy(
     influxdb.query(f'CREATE RETENTION POLICY "two" ON "{db}" DURATION 0s REPLICATION 1')
     write(influxdb, "m v=1i 1\nm v=2i 2", db)  # the default policy
     write(influxdb, "m v=3i 3", db, rp="two")
-    two = config.with_(retention_policy="two")
+    two = config.model_copy(update={"retention_policy": "two"})
     dest = tmp_path / "two.lp.gz"
     assert (await export_database(two, dest)).measurements == {"m": 1}
     assert lines_of(dest) == [b"m v=3i 3\n"]
@@ -315,7 +318,7 @@ async def test_retention_policy(
 @real
 async def test_what_cannot_be_exported_is_refused(
     influxdb: InfluxDBServer,
-    config: InfluxDBConfig,
+    config: InfluxDBSettings,
     new_database: Callable[[], str],
     tmp_path: Path,
 ) -> None:
@@ -331,14 +334,14 @@ async def test_what_cannot_be_exported_is_refused(
     influxdb.create_database(other)
     write(influxdb, "n,t=a\\\nb f=1 1", other)
     with pytest.raises(InfluxBackupError, match=r"measurement 'n'.*has a newline"):
-        await export_database(config.with_(database=other), dest)
+        await export_database(config.model_copy(update={"database": other}), dest)
     assert files(tmp_path) == []
 
 
 @real
 async def test_import_errors_name_the_lines(
     influxdb: InfluxDBServer,
-    config: InfluxDBConfig,
+    config: InfluxDBSettings,
     new_database: Callable[[], str],
     tmp_path: Path,
 ) -> None:
@@ -378,7 +381,7 @@ def secured(influxdb: InfluxDBServer, tmp_path_factory: pytest.TempPathFactory) 
 
 @real
 async def test_credentials(secured: str, tmp_path: Path) -> None:
-    writer = InfluxDBConfig(
+    writer = InfluxDBSettings(
         url=secured, database="data", username="writer", password=SecretStr(PASSWORD)
     )
     dest = tmp_path / "data.lp.gz"
@@ -388,7 +391,7 @@ async def test_credentials(secured: str, tmp_path: Path) -> None:
         InfluxBackupError, match=r"did not create the database .elsewhere.*admin privilege"
     ):
         await import_lineprotocol(writer, dest, database="elsewhere")
-    wrong = writer.with_(password=SecretStr("not-" + PASSWORD))
+    wrong = writer.model_copy(update={"password": SecretStr("not-" + PASSWORD)})
     with pytest.raises(SinkUnavailable, match="refused the credentials") as caught:
         await export_database(wrong, dest)
     assert "not-" + PASSWORD not in str(caught.value)
@@ -615,7 +618,7 @@ async def standin() -> AsyncIterator[StandIn]:
 
 
 async def test_v2_requests(standin: StandIn, tmp_path: Path) -> None:
-    config = InfluxDBConfig(
+    config = InfluxDBSettings(
         url=standin.url, api="v2", bucket="ha/events", org="home org", token=SecretStr(TOKEN)
     )
     dest = tmp_path / "v2.lp.gz"
@@ -663,7 +666,7 @@ def closed_address() -> str:
 @native
 async def test_native_backup_and_restore(
     influxdb: InfluxDBServer,
-    config: InfluxDBConfig,
+    config: InfluxDBSettings,
     new_database: Callable[[], str],
     tmp_path: Path,
 ) -> None:
@@ -694,7 +697,9 @@ async def test_native_backup_and_restore(
     with pytest.raises(InfluxBackupError, match="is not empty"):
         await native_backup(config, backup, rpc_address=rpc)
     with pytest.raises(InfluxBackupError, match="has no database 'homeiq_nothing'"):
-        await native_backup(config.with_(database="homeiq_nothing"), backup, rpc_address=rpc)
+        await native_backup(
+            config.model_copy(update={"database": "homeiq_nothing"}), backup, rpc_address=rpc
+        )
     with pytest.raises(SinkUnavailable, match=r"does not answer.*bind-address"):
         await native_backup(config, backup, rpc_address=closed_address())
 
@@ -718,7 +723,7 @@ def test_influxdb_reads_a_line_as_parse_line_does(
     try:
         write(influxdb, line, name)
         dest = tmp_path / f"{name}.lp.gz"
-        config = InfluxDBConfig(url=influxdb.url, database=name)
+        config = InfluxDBSettings(url=influxdb.url, database=name)
         asyncio.run(export_database(config, dest))
         written = gzip.decompress(dest.read_bytes()).decode()
         assert parse_line(written.removesuffix("\n")) == replace(

@@ -31,7 +31,7 @@ def test_next_run_is_the_next_local_occurrence() -> None:
 
 
 def test_the_schedule_setting_is_checked() -> None:
-    assert Settings(backup_schedule=" OFF ").backup_schedule == "off"
+    assert Settings(backup_schedule=" OFF ").backup.schedule == "off"
     for bad in ("3:5", "24:00", "noon", "03:30:00"):
         with pytest.raises(ValueError, match="HH:MM"):
             Settings(backup_schedule=bad)

@@ -141,7 +141,7 @@ async def test_create_writes_an_encrypted_archive_with_its_manifest(home: Home) 
     assert by_path["sqlite/metadata.db"].info["schema_version"] >= 4
     assert "ha_token" not in m.settings  # secrets removed, not masked
     assert "secret-ha-token-123" not in orjson.dumps(m.to_json()).decode()
-    assert m.settings["backup_recipients"] == home.settings.backup_recipients
+    assert m.settings["backup_recipients"] == home.settings.backup.recipients
 
     runs = home.metadata.backup_runs(kind="create")
     assert [(r.ok, r.archive, r.target, r.bytes) for r in runs] == [
@@ -454,7 +454,8 @@ async def test_an_s3_target_and_a_folder_together(
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     s3 = f"s3://{bucket}/homeiq"
-    settings = home.settings.model_copy(update={"backup_targets": [s3, home.targets.as_uri()]})
+    backup = home.settings.backup.model_copy(update={"targets": [s3, home.targets.as_uri()]})
+    settings = home.settings.model_copy(update={"backup": backup})
     service = BackupService(settings, metadata=home.metadata, metrics=home.metrics)
     result = await service.create()
     assert [(c.target, c.ok) for c in result.copies] == [(s3, True), (home.targets.as_uri(), True)]

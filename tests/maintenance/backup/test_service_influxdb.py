@@ -58,7 +58,7 @@ async def test_archive_holds_the_export_and_verify_restores_into_a_scratch_datab
     result = await service.create()
     assert result.ok
     (export,) = result.manifest.member("influxdb-lineprotocol")
-    assert export.path == f"influxdb/{influx_home.influxdb_database}.lp.gz"
+    assert export.path == f"influxdb/{influx_home.influxdb.database}.lp.gz"
     assert export.info["measurements"] == {MEASUREMENT: 120}
     assert result.manifest.events["count"] == 120
     assert not result.manifest.member("influxdb-native")
@@ -75,7 +75,7 @@ async def test_restore_keeps_what_the_database_holds_aside(
 ) -> None:
     service = BackupService(influx_home)
     result = await service.create()
-    database = influx_home.influxdb_database
+    database = influx_home.influxdb.database
     influxdb.write(f"{MEASUREMENT},entity_id=sensor.late source=0i 1999999999000000", database)
     assert points(influxdb, database) == 121
 
@@ -95,7 +95,8 @@ async def test_restore_keeps_what_the_database_holds_aside(
 
 
 async def test_the_native_backup_is_included_when_asked(influx_home: Settings) -> None:
-    settings = influx_home.model_copy(update={"backup_influxdb_native": True})
+    backup = influx_home.backup.model_copy(update={"influxdb_native": True})
+    settings = influx_home.model_copy(update={"backup": backup})
     service = BackupService(settings)
     result = await service.create()
     assert result.ok

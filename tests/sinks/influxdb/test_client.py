@@ -12,7 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from homeiq.errors import QueryFailed, SinkRejected, SinkUnavailable
-from homeiq.sinks.influxdb import InfluxDBClient, InfluxDBConfig
+from homeiq.settings import InfluxDBSettings
+from homeiq.sinks.influxdb import InfluxDBClient
 from tests.support.influxdb import InfluxDBServer
 
 real = pytest.mark.influxdb
@@ -20,7 +21,7 @@ real = pytest.mark.influxdb
 
 @pytest.fixture
 async def client(influxdb: InfluxDBServer) -> AsyncIterator[InfluxDBClient]:
-    client = InfluxDBClient(InfluxDBConfig(url=influxdb.url))
+    client = InfluxDBClient(InfluxDBSettings(url=influxdb.url))
     yield client
     await client.close()
 
@@ -65,12 +66,12 @@ async def test_streamed_answers_come_in_pieces(
 
 
 def test_write_targets_of_both_apis() -> None:
-    v1 = InfluxDBClient(InfluxDBConfig(url="http://h:1", database="d", retention_policy="r"))
+    v1 = InfluxDBClient(InfluxDBSettings(url="http://h:1", database="d", retention_policy="r"))
     target = v1.write_target()
     assert (target.path, target.params) == ("/write", {"db": "d", "precision": "u", "rp": "r"})
     assert v1.write_target("other", precision="ns").params["db"] == "other"
     v2 = InfluxDBClient(
-        InfluxDBConfig(url="http://h:1", api="v2", bucket="b", org="o", token=SecretStr("t"))
+        InfluxDBSettings(url="http://h:1", api="v2", bucket="b", org="o", token=SecretStr("t"))
     )
     target = v2.write_target()
     assert (target.path, target.params) == (
@@ -88,7 +89,7 @@ def test_write_targets_of_both_apis() -> None:
 )  # fmt: skip
 def test_one_mapping_of_refusals(status: int, error: type[Exception]) -> None:
     password = "pw-very-secret"
-    config = InfluxDBConfig(url="http://h:1", username="u", password=SecretStr(password))
+    config = InfluxDBSettings(url="http://h:1", username="u", password=SecretStr(password))
     failure = InfluxDBClient(config).failure(
         status, f'{{"error":"nope {password}"}}'.encode(), "to a write"
     )
@@ -101,7 +102,7 @@ async def test_an_unreachable_server_is_unavailable() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}"
-    client = InfluxDBClient(InfluxDBConfig(url=url))
+    client = InfluxDBClient(InfluxDBSettings(url=url))
     try:
         with pytest.raises(SinkUnavailable, match="is unreachable"):
             await client.database_exists("x")

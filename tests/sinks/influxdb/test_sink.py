@@ -16,12 +16,12 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from pydantic import SecretStr, ValidationError
 
 from homeiq.errors import ConfigError, SinkRejected, SinkUnavailable
 from homeiq.model import Source
-from homeiq.settings import Settings, load_settings
-from homeiq.sinks import registry
-from homeiq.sinks.influxdb import InfluxDBConfig, InfluxDBReader, InfluxDBSink, LineEncoder
+from homeiq.settings import InfluxDBSettings, Settings, load_settings
+from homeiq.sinks.influxdb import InfluxDBReader, InfluxDBSink, LineEncoder
 from tests.support.http import loopback_server
 from tests.support.influxdb import T0, InfluxDBServer, S, event, influx_settings
 
@@ -474,13 +474,14 @@ async def test_an_empty_batch_sends_nothing(standin: StandIn) -> None:
 # -- configuration ----------------------------------------------------------------------------
 
 
-def test_config_from_settings() -> None:
+def test_the_sink_takes_the_settings_group_as_it_is() -> None:
     settings = influx_settings("http://127.0.0.1:8086/", "home", influxdb_password=PASSWORD)
-    config = InfluxDBConfig.from_settings(settings)
-    assert config.url == "http://127.0.0.1:8086"
-    assert config.database == "home" and config.measurement == M
-    assert config.batch_max_events == settings.batch_max_events
-    assert PASSWORD not in repr(config)
+    sink = InfluxDBSink.from_settings(settings)
+    assert sink.config is settings.influxdb  # no second view of the settings
+    assert sink.config.url == "http://127.0.0.1:8086"
+    assert sink.config.database == "home" and sink.config.measurement == M
+    assert sink.batch_max_events == settings.batch_max_events
+    assert PASSWORD not in repr(sink.config)
 
 
 @pytest.mark.parametrize(
@@ -498,19 +499,27 @@ def test_config_from_settings() -> None:
         ({"influxdb_username": "a:b"}, "HOMEIQ_INFLUXDB_USERNAME"),
     ],
 )
-def test_settings_that_cannot_work_are_refused(overrides: dict[str, Any], setting: str) -> None:
-    # settings.py checks what it knows; config.check_settings the rest, once, when the
-    # store's backend is built. Either way the error names the setting.
-    values = {"store": "influxdb", "influxdb_url": "http://127.0.0.1:8086", **overrides}
+@pytest.mark.parametrize("store", ["influxdb", "sqlite"])
+def test_settings_that_cannot_work_are_refused_when_read(
+    overrides: dict[str, Any], setting: str, store: str
+) -> None:
+    # Checked once, by the settings' InfluxDB group, whichever store is chosen: the
+    # store's backend never checks again.
+    values = {"store": store, "influxdb_url": "http://127.0.0.1:8086", **overrides}
     with pytest.raises(ConfigError) as caught:
-        registry.backend(load_settings(**values))
+        load_settings(**values)
     assert caught.value.setting == setting
+    assert ":pw@" not in str(caught.value)  # a password in the URL is never shown
 
 
-def test_a_config_built_by_hand_is_not_checked_again() -> None:
-    # A plain view: tools and tests build one directly, with anything in it.
-    config = InfluxDBConfig(url="http://127.0.0.1:8086").with_(measurement="#x", api="v2")
-    assert (config.measurement, config.api, config.query_database) == ("#x", "v2", "homeiq")
+def test_a_group_built_by_hand_is_checked_too() -> None:
+    with pytest.raises(ValidationError, match="comment line"):
+        InfluxDBSettings(url="http://127.0.0.1:8086", measurement="#x")
+    with pytest.raises(ConfigError) as caught:
+        InfluxDBSettings(url="http://127.0.0.1:8086", api="v2", org="o", token=SecretStr("t"))
+    assert caught.value.setting == "HOMEIQ_INFLUXDB_BUCKET"
+    v2 = InfluxDBSettings(url="http://h:1", api="v2", bucket="b", org="o", token=SecretStr("t"))
+    assert v2.query_database == "b"
 
 
 def test_a_missing_url_names_the_setting() -> None:

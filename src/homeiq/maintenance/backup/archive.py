@@ -36,7 +36,7 @@ from homeiq.errors import ArchiveInvalid
 from homeiq.maintenance.rollups import ROLLUPS_DB
 from homeiq.metadata.store import METADATA_DB
 from homeiq.pipeline.spool import SPOOL_DB
-from homeiq.settings import Settings, secret_fields
+from homeiq.settings import Settings, flat_settings, secret_fields
 from homeiq.sinks.sqlite.store import EVENTS_DB
 from homeiq.sqlitedb import MMAP_BYTES
 
@@ -141,8 +141,9 @@ def homeiq_version() -> str:
 
 
 def backup_settings(settings: Settings) -> dict[str, Any]:
-    """The settings as the archive keeps them: every secret removed, not masked."""
-    data = settings.model_dump(mode="json")
+    """The settings as the archive keeps them (flat names, as ``config show``): every
+    secret removed, not masked."""
+    data = flat_settings(settings)
     for name in secret_fields():
         data.pop(name, None)
     return data

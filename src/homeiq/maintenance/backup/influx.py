@@ -44,8 +44,8 @@ import orjson
 
 from homeiq.errors import ConfigError, InfluxBackupError, QueryFailed
 from homeiq.maintenance.backup.influx_lineprotocol import FIELD_TYPES, FORMATTERS, MIN_NS
+from homeiq.settings import InfluxDBSettings
 from homeiq.sinks.influxdb.client import InfluxDBClient, answer_error
-from homeiq.sinks.influxdb.config import InfluxDBConfig
 from homeiq.sinks.influxdb.escaping import (
     escape_field_key,
     escape_key,
@@ -124,7 +124,7 @@ class InfluxExport:
 
 
 @contextlib.asynccontextmanager
-async def connected(config: InfluxDBConfig) -> AsyncIterator[InfluxDBClient]:
+async def connected(config: InfluxDBSettings) -> AsyncIterator[InfluxDBClient]:
     """The store's client for one backup step, closed after it; a query InfluxDB cannot
     run becomes :class:`InfluxBackupError` (its message says which and why)."""
     client = InfluxDBClient(config)
@@ -136,7 +136,7 @@ async def connected(config: InfluxDBConfig) -> AsyncIterator[InfluxDBClient]:
         await client.close()
 
 
-def require_v1(config: InfluxDBConfig) -> None:
+def require_v1(config: InfluxDBSettings) -> None:
     """ConfigError unless the store speaks the 1.x API (databases, influxd)."""
     if config.api != "v1":
         raise ConfigError("HOMEIQ_INFLUXDB_API", "the native backup needs InfluxDB 1.x (v1)")
@@ -254,7 +254,7 @@ async def _field_types(client: InfluxDBClient) -> dict[str, dict[str, str]]:
 
 
 async def export_database(
-    config: InfluxDBConfig,
+    config: InfluxDBSettings,
     dest: Path,
     *,
     chunk_ns: int = DAY_NS,
@@ -372,7 +372,7 @@ class _Measurement:
 # -- database checks -------------------------------------------------------------------------
 
 
-async def holds_points(config: InfluxDBConfig, database: str) -> bool:
+async def holds_points(config: InfluxDBSettings, database: str) -> bool:
     """Whether ``database`` exists and holds any point: a restore must then keep them aside."""
     require_v1(config)
     async with connected(config) as client:
@@ -386,13 +386,13 @@ async def holds_points(config: InfluxDBConfig, database: str) -> bool:
         return False
 
 
-async def drop_database(config: InfluxDBConfig, database: str) -> None:
+async def drop_database(config: InfluxDBSettings, database: str) -> None:
     """Drop ``database`` (verify's scratch copy); nothing happens when it does not exist."""
     async with connected(config) as client:
         await client.drop_database(database)
 
 
-async def database_exists(config: InfluxDBConfig, name: str) -> bool:
+async def database_exists(config: InfluxDBSettings, name: str) -> bool:
     """Whether the 1.x database ``name`` exists; ConfigError for the v2 API."""
     require_v1(config)
     async with connected(config) as client:

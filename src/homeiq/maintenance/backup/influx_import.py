@@ -17,8 +17,8 @@ from pathlib import Path
 from homeiq.errors import InfluxBackupError, SinkRejected
 from homeiq.maintenance.backup.influx import connected
 from homeiq.maintenance.backup.influx_lineprotocol import read_points
+from homeiq.settings import InfluxDBSettings
 from homeiq.sinks.influxdb.client import InfluxDBClient, WriteTarget, error_text
-from homeiq.sinks.influxdb.config import InfluxDBConfig
 from homeiq.sinks.influxdb.escaping import quote_ident
 from homeiq.sinks.influxdb.sink import GZIP_LEVEL
 
@@ -91,7 +91,7 @@ async def _write_target(client: InfluxDBClient, database: str | None) -> WriteTa
 
 
 async def import_lineprotocol(
-    config: InfluxDBConfig,
+    config: InfluxDBSettings,
     source: Path,
     *,
     database: str | None = None,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from homeiq.errors import InfluxBackupError, QueryFailed, SinkUnavailable
 from homeiq.maintenance.backup.influx import connected, database_exists
-from homeiq.sinks.influxdb.config import InfluxDBConfig
+from homeiq.settings import InfluxDBSettings
 
 DEFAULT_RPC_ADDRESS = "127.0.0.1:8088"  # influxd's own default bind-address
 RPC_CONNECT_TIMEOUT_S = 5.0
@@ -81,7 +81,7 @@ def _empty_directory(path: Path) -> None:
 
 
 async def native_backup(
-    config: InfluxDBConfig, dest_dir: Path, *, rpc_address: str = DEFAULT_RPC_ADDRESS
+    config: InfluxDBSettings, dest_dir: Path, *, rpc_address: str = DEFAULT_RPC_ADDRESS
 ) -> None:
     """``influxd backup -portable`` of the configured database (every retention policy)
     into ``dest_dir``, which must be empty or new."""
@@ -96,7 +96,7 @@ async def native_backup(
 
 
 async def native_restore(
-    config: InfluxDBConfig,
+    config: InfluxDBSettings,
     src_dir: Path,
     *,
     database: str,
@@ -125,7 +125,7 @@ async def native_restore(
     await _wait_readable(config, new_database)
 
 
-async def _wait_readable(config: InfluxDBConfig, database: str) -> None:
+async def _wait_readable(config: InfluxDBSettings, database: str) -> None:
     """Wait until every restored shard answers: influxd restore returns while InfluxDB is
     still reopening them ("engine is closed", "shard is disabled")."""
     try:

@@ -12,9 +12,8 @@ from typing import Any
 from homeiq.errors import BackupError
 from homeiq.maintenance.backup import influx, influx_import, influx_native
 from homeiq.maintenance.backup.archive import walk_files
-from homeiq.settings import Settings
+from homeiq.settings import InfluxDBSettings, Settings
 from homeiq.sinks.influxdb.backend import LINE_PROTOCOL_KIND, NATIVE_KIND
-from homeiq.sinks.influxdb.config import InfluxDBConfig
 from homeiq.sinks.registry import ExportedFile, Progress
 
 log = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 class InfluxBackupPart:
     """Backs up and restores the configured InfluxDB database (or v2 bucket)."""
 
-    def __init__(self, settings: Settings, config: InfluxDBConfig) -> None:
+    def __init__(self, settings: Settings, config: InfluxDBSettings) -> None:
         self.settings = settings
         self.config = config
 
@@ -47,11 +46,11 @@ class InfluxBackupPart:
             "first_time_us": None if first is None else first // 1000,
             "last_time_us": None if last is None else last // 1000,
         }
-        if self.settings.backup_influxdb_native:
+        if self.settings.backup.influxdb_native:
             native = folder / "native"
             native.mkdir()
             await influx_native.native_backup(
-                config, native, rpc_address=self.settings.backup_influxdb_rpc
+                config, native, rpc_address=self.settings.backup.influxdb_rpc
             )
             files += [ExportedFile(p, NATIVE_KIND, {}) for p in sorted(walk_files(native))]
         return files, events
@@ -87,7 +86,7 @@ class InfluxBackupPart:
         if await influx.holds_points(self.config, name):
             kept = aside / f"influxdb-{name}.lp.gz"
             progress(f"keep InfluxDB {name} aside", 0, None)
-            await influx.export_database(self.config.with_(database=name), kept)
+            await influx.export_database(self.config.model_copy(update={"database": name}), kept)
             log.info("the points of InfluxDB database %s were exported to %s", name, kept)
 
         def written(points: int) -> None:

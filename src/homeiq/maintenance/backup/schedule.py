@@ -65,16 +65,16 @@ class BackupScheduler:
     @property
     def enabled(self) -> bool:
         """True when a schedule is set and archives can be encrypted."""
-        return self.settings.backup_schedule != "off" and self.service.configured
+        return self.settings.backup.schedule != "off" and self.service.configured
 
     def status(self) -> ScheduleStatus:
         """The schedule as it stands."""
-        if self.settings.backup_schedule == "off":
+        if self.settings.backup.schedule == "off":
             reason = "HOMEIQ_BACKUP_SCHEDULE=off"
         elif not self.service.configured:
             reason = "no HOMEIQ_BACKUP_RECIPIENTS or HOMEIQ_BACKUP_PASSPHRASE_FILE set"
         else:
-            reason = f"daily at {self.settings.backup_schedule} local time"
+            reason = f"daily at {self.settings.backup.schedule} local time"
         return ScheduleStatus(self.enabled, reason, self.next_at, self.last_success_us())
 
     def last_success_us(self) -> int | None:
@@ -98,7 +98,7 @@ class BackupScheduler:
             await alerts.raise_alert(
                 OVERDUE_ALERT,
                 f"no backup has completed for more than a day (last success: {when}; schedule"
-                f" {self.settings.backup_schedule})",
+                f" {self.settings.backup.schedule})",
             )
         return True
 
@@ -117,7 +117,7 @@ class BackupScheduler:
             log.info("scheduled backup %s written; pruned %s", result.name, removed)
         except Exception:
             log.exception("pruning old backups failed")
-        if self.settings.backup_verify_weekday == today:
+        if self.settings.backup.verify_weekday == today:
             try:
                 report = await self.service.verify(result.name, test_restore=True)
                 if report.ok:
@@ -135,7 +135,7 @@ class BackupScheduler:
         if not self.enabled:
             log.info("scheduled backups off: %s", self.status().reason)
             return
-        when = daily_time(self.settings.backup_schedule)
+        when = daily_time(self.settings.backup.schedule)
         assert when is not None  # settings validated it
         self.next_at = next_run(self._now(), *when)
         log.info("next scheduled backup at %s", self.next_at.isoformat(timespec="minutes"))

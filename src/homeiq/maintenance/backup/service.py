@@ -101,35 +101,35 @@ class BackupService:
         """The configured targets (default: the backups folder of the data directory);
         ConfigError naming HOMEIQ_BACKUP_TARGETS for a bad one."""
         default = [(settings.data_dir / BACKUPS_DIR).resolve().as_uri()]
-        return parse_targets(settings.backup_targets or default)
+        return parse_targets(settings.backup.targets or default)
 
     @property
     def configured(self) -> bool:
         """True when archives can be encrypted (recipients or a passphrase are set)."""
         s = self.settings
-        return bool(s.backup_recipients) or s.backup_passphrase is not None
+        return bool(s.backup.recipients) or s.backup.passphrase is not None
 
     def encryption(self) -> Encryption:
         """How archives are encrypted; ConfigError naming the settings when unset."""
         s = self.settings
-        if s.backup_passphrase is not None:
-            return Encryption(passphrase=s.backup_passphrase.get_secret_value())
-        if not s.backup_recipients:
+        if s.backup.passphrase is not None:
+            return Encryption(passphrase=s.backup.passphrase.get_secret_value())
+        if not s.backup.recipients:
             raise ConfigError(
                 "HOMEIQ_BACKUP_RECIPIENTS",
                 "backups are encrypted: set HOMEIQ_BACKUP_RECIPIENTS (age public keys) or"
                 " HOMEIQ_BACKUP_PASSPHRASE_FILE",
             )
-        return Encryption(recipients=tuple(s.backup_recipients))
+        return Encryption(recipients=tuple(s.backup.recipients))
 
     def decryption(self, identity: Path | None = None) -> Decryption:
         """What opens archives: ``identity``, else the configured identity file or passphrase."""
         s = self.settings
-        path = identity or s.backup_identity_file
+        path = identity or s.backup.identity_file
         if path is not None:
             return Decryption.from_identity_file(path)
-        if s.backup_passphrase is not None:
-            return Decryption(passphrase=s.backup_passphrase.get_secret_value())
+        if s.backup.passphrase is not None:
+            return Decryption(passphrase=s.backup.passphrase.get_secret_value())
         raise ConfigError(
             "HOMEIQ_BACKUP_IDENTITY_FILE",
             "decrypting an archive needs the age identity file (--identity FILE or"
@@ -203,8 +203,8 @@ class BackupService:
         for target in self.targets:
             stored = await asyncio.to_thread(target.list)
             doomed = to_prune(
-                stored, daily=s.backup_keep_daily, weekly=s.backup_keep_weekly,
-                monthly=s.backup_keep_monthly,
+                stored, daily=s.backup.keep_daily, weekly=s.backup.keep_weekly,
+                monthly=s.backup.keep_monthly,
             )  # fmt: skip
             for archive in doomed:
                 if not dry_run:

@@ -3,7 +3,7 @@
 :class:`InfluxDBSink` writes (v1 ``/write`` or v2 ``/api/v2/write``), :class:`InfluxDBReader`
 answers the queries of :class:`~homeiq.sinks.base.EventReader`; both talk through the one
 :class:`InfluxDBClient` (also the backup's) and are built from the ``influxdb_*``
-settings through :class:`InfluxDBConfig`. The schema is in
+settings (:class:`homeiq.settings.InfluxDBSettings`, validated there). The schema is in
 :mod:`homeiq.sinks.influxdb.lineprotocol`, every escaping rule in
 :mod:`homeiq.sinks.influxdb.escaping`; the store registers itself with
 :mod:`homeiq.sinks.registry` in :mod:`homeiq.sinks.influxdb.backend`.
@@ -12,7 +12,6 @@ settings through :class:`InfluxDBConfig`. The schema is in
 from __future__ import annotations
 
 from homeiq.sinks.influxdb.client import InfluxDBClient, WriteTarget
-from homeiq.sinks.influxdb.config import InfluxDBConfig
 from homeiq.sinks.influxdb.escaping import (
     decode_tag_value,
     encode_tag_value,
@@ -29,7 +28,6 @@ from homeiq.sinks.influxdb.sink import InfluxDBSink
 
 __all__ = [
     "InfluxDBClient",
-    "InfluxDBConfig",
     "InfluxDBReader",
     "InfluxDBSink",
     "LineEncoder",

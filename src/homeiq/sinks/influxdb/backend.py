@@ -5,7 +5,6 @@ from __future__ import annotations
 from homeiq.settings import Settings
 from homeiq.sinks import registry
 from homeiq.sinks.base import EventReader, Sink
-from homeiq.sinks.influxdb.config import InfluxDBConfig
 from homeiq.sinks.influxdb.reader import InfluxDBReader
 from homeiq.sinks.influxdb.sink import InfluxDBSink
 
@@ -22,11 +21,11 @@ class InfluxDBBackend(registry.Backend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.config = InfluxDBConfig.from_settings(settings)
+        self.config = settings.influxdb
 
     def open_sink(self) -> Sink:
         """A sink writing line protocol (v1 or v2 write API)."""
-        return InfluxDBSink(self.config)
+        return InfluxDBSink(self.config, batch_max_events=self.settings.batch_max_events)
 
     def open_reader(self) -> EventReader:
         """A reader answering with InfluxQL."""

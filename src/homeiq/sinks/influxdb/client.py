@@ -18,9 +18,9 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
-from homeiq.errors import HomeIQError, QueryFailed, SinkRejected, SinkUnavailable
+from homeiq.errors import ConfigError, HomeIQError, QueryFailed, SinkRejected, SinkUnavailable
 from homeiq.network import connection_error
-from homeiq.sinks.influxdb.config import InfluxDBConfig
+from homeiq.settings import InfluxDBSettings, env_name
 from homeiq.sinks.influxdb.escaping import quote_ident
 
 ERROR_TEXT_MAX = 500
@@ -71,8 +71,11 @@ class WriteTarget:
 class InfluxDBClient:
     """One aiohttp session to InfluxDB with the configured auth."""
 
-    def __init__(self, config: InfluxDBConfig) -> None:
+    def __init__(self, config: InfluxDBSettings) -> None:
+        if config.url is None:  # Settings requires it with the InfluxDB store
+            raise ConfigError(env_name("influxdb", "url"), "is required to reach InfluxDB")
         self.config = config
+        self.url = config.url
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -89,9 +92,9 @@ class InfluxDBClient:
         if isinstance(exc, TimeoutError):
             what = f"no answer within {self.config.timeout_s:g} s"
         else:
-            what = connection_error(exc, self.config.url)
+            what = connection_error(exc, self.url)
         how = f"failed {during}" if during else "is unreachable"
-        return SinkUnavailable(self.config.scrub(f"InfluxDB at {self.config.url} {how}: {what}"))
+        return SinkUnavailable(self.config.scrub(f"InfluxDB at {self.url} {how}: {what}"))
 
     async def request(
         self,
@@ -106,7 +109,7 @@ class InfluxDBClient:
         session = self.session()
         try:
             async with session.request(
-                method, self.config.url + path, params=params, data=data, headers=headers
+                method, self.url + path, params=params, data=data, headers=headers
             ) as response:
                 return response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -115,7 +118,7 @@ class InfluxDBClient:
     def failure(self, status: int, body: bytes, doing: str) -> HomeIQError:
         """The error for a refused request: SinkRejected only for 4xx about the request."""
         text = self.config.scrub(error_text(body))
-        where = f"InfluxDB at {self.config.url}"
+        where = f"InfluxDB at {self.url}"
         if status in (401, 403):
             return SinkUnavailable(
                 f"InfluxDB refused the credentials (HTTP {status}) {doing}: {text}; check"
@@ -162,7 +165,7 @@ class InfluxDBClient:
         if isinstance(error, str):
             error = self.config.scrub(error)
             if db is not None and error.startswith("database not found"):
-                raise QueryFailed(f"InfluxDB at {self.config.url} has no database {db!r}")
+                raise QueryFailed(f"InfluxDB at {self.url} has no database {db!r}")
             raise QueryFailed(f"InfluxDB could not run {shown(q)!r}: {error}")
         return list(results[0].get("series") or [])
 
@@ -178,7 +181,7 @@ class InfluxDBClient:
         )
         try:
             async with self.session().post(
-                self.config.url + "/query", params=params, data={"q": q}, timeout=timeout
+                self.url + "/query", params=params, data={"q": q}, timeout=timeout
             ) as response:
                 if response.status != 200:
                     body = await response.read()
@@ -246,7 +249,9 @@ class InfluxDBClient:
         names (default: the configured bucket)."""
         config = self.config
         if config.api == "v2":
-            assert config.org is not None and config.bucket is not None  # settings.py
+            assert (
+                config.org is not None and config.bucket is not None
+            )  # InfluxDBSettings requires them with v2
             bucket = database or config.bucket
             params = {"org": config.org, "bucket": bucket, "precision": precision}
             return WriteTarget("/api/v2/write", params, f"bucket {bucket!r}")

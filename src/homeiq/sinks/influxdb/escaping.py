@@ -21,15 +21,18 @@ above then always accept; :func:`decode_tag_value` inverts it. Every valid entit
 stored unchanged, so queries written by hand still match.
 
 InfluxQL: :func:`quote_ident` for names, :func:`quote_literal` for string values.
+
+What a name may hold is decided by :func:`~homeiq.settings.influxdb.check_name` and
+:func:`~homeiq.settings.influxdb.check_measurement`, at the base floor, so the
+measurement setting is refused at startup by the very rule the writes apply.
 """
 
 from __future__ import annotations
 
-import re
+from homeiq.settings.influxdb import check_measurement, check_name
 
 _MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
 _KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
-_UNWRITABLE = re.compile(r'[\n\r]|\\(?=[,= "]|\Z)')
 _TAG_CODES = {"%": "%25", "\\": "%5C", "\n": "%0A", "\r": "%0D"}
 _TAG_STORED = str.maketrans(_TAG_CODES)
 # Percent codes, then the key escapes: what escape_key(encode_tag_value(v)) gives, in one
@@ -38,34 +41,19 @@ _TAG_LINE = str.maketrans({**_TAG_CODES, ",": "\\,", "=": "\\=", " ": "\\ "})
 _TAG_DECODE = {code[1:]: char for char, code in _TAG_CODES.items()}
 
 
-def _checked(text: str, what: str, *, queried: bool) -> str:
-    if not text:
-        raise ValueError(f"{what} is empty")
-    if _UNWRITABLE.search(text):
-        raise ValueError(
-            f"{what} {text!r} has a newline, or a backslash before a delimiter or at its end,"
-            " which line protocol cannot carry"
-        )
-    if queried and (text.startswith("\t") or "\x00" in text):
-        raise ValueError(f"{what} {text!r} starts with a tab or holds a NUL")
-    return text
-
-
 def escape_measurement(name: str) -> str:
     """A measurement name for a line; ValueError if line protocol cannot carry it."""
-    if name.startswith("#"):
-        raise ValueError(f"the measurement {name!r} starts with '#' (a comment line)")
-    return _checked(name, "the measurement name", queried=True).translate(_MEASUREMENT)
+    return check_measurement(name).translate(_MEASUREMENT)
 
 
 def escape_key(text: str, what: str = "a tag key or value") -> str:
     """A tag key or tag value for a line; ValueError if line protocol cannot carry it."""
-    return _checked(text, what, queried=False).translate(_KEY)
+    return check_name(text, what, queried=False).translate(_KEY)
 
 
 def escape_field_key(key: str) -> str:
     """A field key for a line; ValueError if line protocol (or a query) cannot carry it."""
-    return _checked(key, "the field key", queried=True).translate(_KEY)
+    return check_name(key, "the field key", queried=True).translate(_KEY)
 
 
 def escape_string_field(value: str) -> str:

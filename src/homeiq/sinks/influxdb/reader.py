@@ -22,11 +22,10 @@ from typing import Any
 
 from homeiq.errors import QueryFailed
 from homeiq.model import EventRecord, Source
-from homeiq.settings import Settings
+from homeiq.settings import InfluxDBSettings, Settings
 from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
 from homeiq.sinks.influxdb import queries
 from homeiq.sinks.influxdb.client import InfluxDBClient
-from homeiq.sinks.influxdb.config import InfluxDBConfig
 from homeiq.sinks.influxdb.escaping import (
     decode_tag_value,
     encode_tag_value,
@@ -43,7 +42,7 @@ KEY_QUERIES_IN_FLIGHT = 4
 class InfluxDBReader:
     """The :class:`~homeiq.sinks.base.EventReader` for InfluxDB."""
 
-    def __init__(self, config: InfluxDBConfig, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(self, config: InfluxDBSettings, *, page_size: int = PAGE_SIZE) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.config = config
@@ -57,7 +56,7 @@ class InfluxDBReader:
     @classmethod
     def from_settings(cls, settings: Settings, *, page_size: int = PAGE_SIZE) -> InfluxDBReader:
         """A reader of the configured InfluxDB."""
-        return cls(InfluxDBConfig.from_settings(settings), page_size=page_size)
+        return cls(settings.influxdb, page_size=page_size)
 
     async def query(self, *statements: str) -> list[list[Point]]:
         """Run InfluxQL statements; the rows of each (none when the database does not exist)."""

@@ -22,9 +22,8 @@ from collections.abc import Sequence
 
 from homeiq.errors import SinkRejected, SinkUnavailable
 from homeiq.model import EventRecord
-from homeiq.settings import Settings
+from homeiq.settings import InfluxDBSettings, Settings
 from homeiq.sinks.influxdb.client import InfluxDBClient
-from homeiq.sinks.influxdb.config import InfluxDBConfig
 from homeiq.sinks.influxdb.lineprotocol import LineEncoder, bodies
 
 log = logging.getLogger(__name__)
@@ -37,8 +36,9 @@ class InfluxDBSink:
 
     name = "influxdb"
 
-    def __init__(self, config: InfluxDBConfig) -> None:
+    def __init__(self, config: InfluxDBSettings, *, batch_max_events: int) -> None:
         self.config = config
+        self.batch_max_events = batch_max_events
         self.http = InfluxDBClient(config)
         self._encoder = LineEncoder(config.measurement)
         # v2 buckets are never created here; a v1 database once, before the first write.
@@ -49,7 +49,7 @@ class InfluxDBSink:
     @classmethod
     def from_settings(cls, settings: Settings) -> InfluxDBSink:
         """A sink for the configured InfluxDB."""
-        return cls(InfluxDBConfig.from_settings(settings))
+        return cls(settings.influxdb, batch_max_events=settings.batch_max_events)
 
     async def open(self) -> None:
         """Prepare the session and try to create the database; never fails if InfluxDB is down.
@@ -102,7 +102,7 @@ class InfluxDBSink:
         except ValueError as exc:  # UnicodeError included: a lone surrogate, bad JSON bytes
             raise SinkRejected(f"influxdb cannot encode a record: {exc}") from exc
         await self._ensure_database()
-        for body in bodies(lines, self.config.batch_max_bytes, self.config.batch_max_events):
+        for body in bodies(lines, self.config.batch_max_bytes, self.batch_max_events):
             await self._post(body)
         return len(batch)
 

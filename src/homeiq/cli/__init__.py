@@ -90,7 +90,9 @@ def _main(argv: Sequence[str] | None) -> int:
         if getattr(args, "uses_data_dir", True):
             writes = getattr(args, "writes_data_dir", False)
             check_data_dir(settings.data_dir, writes=writes)
-            if writes:  # created 0700, an older install's files made private (logged)
+            # Created 0700, an older install's files made private (logged). `run` and `demo`
+            # leave it to the Runtime: a busy port must fail before anything is on disk.
+            if writes and not getattr(args, "serves", False):
                 from homeiq.datadir import prepare_data_dir
 
                 prepare_data_dir(settings.data_dir)

@@ -293,9 +293,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.set_defaults(func=cmd_run, writes_data_dir=True)
+    p.set_defaults(func=cmd_run, writes_data_dir=True, serves=True)
 
     p = sub.add_parser("demo", help="ingest a built-in simulated home into the embedded store")
     p.add_argument("--rate", type=_rate, default=50.0, help="events/s (0 = as fast as possible)")
     p.add_argument("--seed", type=int, default=1, help="seed of the simulated home")
-    p.set_defaults(func=cmd_demo, writes_data_dir=True)
+    p.set_defaults(func=cmd_demo, writes_data_dir=True, serves=True)

@@ -241,9 +241,14 @@ class DemoSession(Session):
             runtime.metrics.value("homeiq_backfill_events_total", {"outcome": "stored"})
         )
         spooled = _spooled(runtime)
-        stored = f"stored {stats.stored}"
+        # Stored beyond what the simulator sent is named: the states recorded as the
+        # baseline at connect (ha/snapshot.py) and what backfill fetched after a restart.
+        parts = []
+        if runtime.snapshot.recorded:
+            parts.append(f"{runtime.snapshot.recorded} baseline states")
         if backfilled:
-            stored += f" ({backfilled} backfilled from Home Assistant's history)"
+            parts.append(f"{backfilled} backfilled from Home Assistant's history")
+        stored = f"stored {stats.stored}" + (f" ({', '.join(parts)})" if parts else "")
         if spooled:
             stored += f", spooled {spooled} (kept on disk; written when the store is back)"
         print(

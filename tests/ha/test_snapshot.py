@@ -3,9 +3,7 @@ pure parts (which states are missing, the state at a range start)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +16,10 @@ from homeiq.pipeline.normalize import Normalizer, format_time_us, parse_time_us
 from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 from homeiq.sinks.sqlite import SQLiteEventStore
+from tests.support.wait import async_wait_until
 
 T0 = 1_700_000_000_000_000
 S = 1_000_000
-
-
-async def _until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -67,7 +59,7 @@ async def test_an_entity_that_never_changes_gets_one_snapshot_row(
     runtime = _runtime(tmp_path, quiet_sim)
     await runtime.start()
     try:
-        await _until(lambda: runtime.snapshot.taken == 1)
+        await async_wait_until(lambda: runtime.snapshot.taken == 1)
     finally:
         await runtime.stop()  # drains the queue into the store
     records = _stored(tmp_path)
@@ -89,11 +81,11 @@ async def test_a_reconnect_with_unchanged_states_writes_nothing_new(
     runtime = _runtime(tmp_path, quiet_sim)
     await runtime.start()
     try:
-        await _until(lambda: runtime.snapshot.taken == 1)
-        await _until(lambda: runtime.stats().stored == runtime.snapshot.recorded)
+        await async_wait_until(lambda: runtime.snapshot.taken == 1)
+        await async_wait_until(lambda: runtime.stats().stored == runtime.snapshot.recorded)
         assert runtime.snapshot.recorded > 0
         assert quiet_sim.drop_connections() == 1
-        await _until(lambda: runtime.snapshot.taken == 2)
+        await async_wait_until(lambda: runtime.snapshot.taken == 2)
         assert runtime.snapshot.recorded == runtime.stats().stored  # the second added none
     finally:
         await runtime.stop()
@@ -106,7 +98,7 @@ async def test_a_state_changed_while_disconnected_gets_a_snapshot_row(
     first = _runtime(tmp_path, quiet_sim)
     await first.start()
     try:
-        await _until(lambda: first.snapshot.taken == 1)
+        await async_wait_until(lambda: first.snapshot.taken == 1)
     finally:
         await first.stop()
     before = {(r.entity_id, r.time) for r in _stored(tmp_path)}
@@ -117,7 +109,7 @@ async def test_a_state_changed_while_disconnected_gets_a_snapshot_row(
     second = _runtime(tmp_path, quiet_sim)  # backfill off: only the snapshot can see it
     await second.start()
     try:
-        await _until(lambda: second.snapshot.taken == 1)
+        await async_wait_until(lambda: second.snapshot.taken == 1)
     finally:
         await second.stop()
     after = _stored(tmp_path)

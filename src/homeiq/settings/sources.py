@@ -130,9 +130,6 @@ class _Source(PydanticBaseSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
 
-    def __call__(self) -> dict[str, Any]:
-        raise NotImplementedError
-
 
 class EnvSource(_Source):
     """``HOMEIQ_<NAME>`` for every setting (names compared upper-cased)."""

@@ -152,7 +152,7 @@ class Runtime:
             self.metrics,
             retry_attempts=settings.sink_retry_attempts,
             on_gap=self._wake_gaps,
-            on_stored=self.rollup_maintainer.stored,
+            on_stored=[self.rollup_maintainer.stored],
         )
         self.queue = EventQueue(settings.queue_max_events, self.metrics)
         self.normalizer = Normalizer(

@@ -85,7 +85,7 @@ class Parts:
             self.metrics,
             retry_attempts=1,
             on_gap=self._signal,
-            on_stored=self.stored.extend,
+            on_stored=[self.stored.extend],
         )
 
     def _signal(self) -> None:
@@ -133,12 +133,13 @@ async def test_a_failing_follower_neither_fails_nor_repeats_a_stored_batch(
     def broken(records: Sequence[EventRecord]) -> None:
         raise RuntimeError("a follower's bug")
 
-    parts.delivery.on_stored = broken
+    parts.delivery.on_stored.insert(0, broken)  # before the follower that works
     parts.sink.up = True
     with caplog.at_level(logging.ERROR, logger="homeiq.pipeline.delivery"):
         assert await parts.delivery.deliver(batch(1)) == []
     assert parts.sink.written == [[T0 + 1_000_000]]  # once: not retried, not spooled
     assert parts.spool.empty and parts.delivery.store_ready
+    assert [r.time for r in parts.stored] == [T0 + 1_000_000]  # the next follower was told
     (logged,) = caplog.records
     assert "follower of stored events failed" in logged.getMessage()
     assert logged.exc_info is not None and "a follower's bug" in str(logged.exc_info[1])

@@ -58,10 +58,11 @@ class Delivery:
         retry_attempts: int = 3,
         dead_letters: DeadLetters | None = None,
         on_gap: Callable[[], None] | None = None,
-        on_stored: Callable[[Sequence[EventRecord]], None] | None = None,
+        on_stored: Sequence[Callable[[Sequence[EventRecord]], None]] = (),
     ) -> None:
-        """``on_gap`` wakes backfill when the spool lost a span; ``on_stored`` is told
-        of every batch the store took (rollups follow the stored events)."""
+        """``on_gap`` wakes backfill when the spool lost a span; each of ``on_stored`` is
+        told of every batch the store took (rollups and data quality follow the stored
+        events)."""
         self.sink = sink
         self.spool = spool
         self.breaker = breaker
@@ -71,7 +72,7 @@ class Delivery:
         self.dead_letters = dead_letters or DeadLetters(metadata, metrics)
         self.entities_seen: set[str] = set()
         self.on_gap = on_gap
-        self.on_stored = on_stored
+        self.on_stored = list(on_stored)
         self._spooled = asyncio.Event()  # set while the spool may hold batches
         self._drained = asyncio.Event()  # set while the spool is empty
         self._drain_task: asyncio.Task[None] | None = None
@@ -153,9 +154,9 @@ class Delivery:
         self.metrics.events_duplicate.inc(len(records) - new)
         self.metrics.last_event_time.set(max(r.time for r in records) / 1_000_000)
         self.entities_seen.update(r.entity_id for r in records)
-        if self.on_stored is not None:
+        for follower in self.on_stored:
             try:
-                self.on_stored(records)
+                follower(records)
             except Exception:  # the batch is stored: a follower's failure is not the store's
                 log.exception("a follower of stored events failed on %d events", len(records))
         return []

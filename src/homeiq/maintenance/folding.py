@@ -88,7 +88,7 @@ class Folding:
                 mark, floor = self._marks_of(entity_id)
             except HomeIQError as exc:  # rollups.db unreadable now: recompute later
                 log.warning("cannot resume the rollups of %s: %s", entity_id, exc)
-                self._mark_dirty(record)
+                self._mark_dirty(record.entity_id, record.time)
                 continue
             if floor is not None and record.time < floor:
                 # Its day's raw events were purged: recomputing would clobber exact
@@ -106,11 +106,11 @@ class Folding:
             if accumulators is None and entity_id not in dirty:
                 accumulators = self._resume_saved(entity_id)
             if accumulators is None or entity_id in dirty:
-                self._mark_dirty(record)
+                self._mark_dirty(record.entity_id, record.time)
                 continue
             last = accumulators[0].last_time
             if last is not None and record.time <= last:  # out of order, or a repeat
-                self._mark_dirty(record)
+                self._mark_dirty(record.entity_id, record.time)
                 continue
             for accumulator in accumulators:
                 accumulator.add(record)
@@ -171,16 +171,16 @@ class Folding:
             if record.time in read:
                 continue
             if last is not None and record.time <= last:
-                self._mark_dirty(record)
+                self._mark_dirty(record.entity_id, record.time)
                 return
             for accumulator in accumulators:
                 accumulator.add(record)
             self._changed.add(entity_id)
 
-    def _mark_dirty(self, record: EventRecord) -> None:
-        entity_id = record.entity_id
+    def _mark_dirty(self, entity_id: str, time: int) -> None:
+        """Recompute the entity from the hour holding ``time`` at the next pass."""
         self._folding.pop(entity_id, None)  # recomputed, then folded again
         self._continuous.discard(entity_id)
         known = self._dirty.get(entity_id)
-        if known is None or record.time < known:
-            self._dirty[entity_id] = record.time
+        if known is None or time < known:
+            self._dirty[entity_id] = time

@@ -113,6 +113,10 @@ class RollupMaintainer(Folding):
                 )
             except BaseException:
                 self._late_unsaved += late
+                # What was taken is not saved: recompute it from the stored events.
+                for period, entity_id, start, _, _ in saves:
+                    if period == "1h":
+                        self._mark_dirty(entity_id, start)
                 raise
         dirty, self._dirty = self._dirty, {}
         try:
@@ -202,7 +206,7 @@ class RollupMaintainer(Folding):
         except BaseException:
             for entity_id in entity_ids:  # not rebuilt: what waited makes it dirty again
                 for record in self._waiting.pop(entity_id, []):
-                    self._mark_dirty(record)
+                    self._mark_dirty(record.entity_id, record.time)
             raise
 
     async def _start_states(

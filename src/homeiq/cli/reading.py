@@ -141,16 +141,26 @@ def cmd_rollups_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     end = int(time.time() * 1_000_000)
     start = args.since
 
+    clamped: dict[str, int] = {}
+
     async def rebuild(reader: EventReader) -> tuple[int, int]:
         store = RollupStore.in_dir(settings.data_dir)
         try:
             maintainer = RollupMaintainer(reader, store)
-            return await rebuild_range(maintainer, start, end, args.entity or None)
+            done = await rebuild_range(maintainer, start, end, args.entity or None)
+            clamped.update(maintainer.clamped)
+            return done
         finally:
             store.close()
 
     entities, buckets = _read(settings, rebuild)
     print(f"rebuilt {buckets} buckets of {entities} entities since {format_time_us(start)}")
+    if clamped:  # their older buckets stay: the raw events that made them are gone
+        latest = format_time_us(max(clamped.values()))
+        print(
+            f"{len(clamped)} entities from later (up to {latest}): their raw events before"
+            " were purged, their buckets there are kept as they were"
+        )
     return 0
 
 

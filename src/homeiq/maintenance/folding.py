@@ -60,6 +60,8 @@ class Folding:
         self._late_unsaved = 0
         self.passes = 0  # completed refreshes (tests wait on it)
         self.late_beyond_retention = 0  # since start; rollups.db keeps the total
+        # entity -> where a rebuild started instead of earlier: raw events purged before.
+        self.clamped: dict[str, int] = {}
 
     def _marks_of(self, entity_id: str) -> list[int | None]:
         """[watermark, first foldable time], cached; the floor is read again once the

@@ -149,7 +149,9 @@ class RollupMaintainer(Folding):
             mark = marks.get(entity_id)
             if mark is not None and mark >= cutoff and entity_id in self._continuous:
                 continue
-            by_start.setdefault(FROM_FIRST if mark is None else mark, []).append(entity_id)
+            # Rebuilds start on the hour anyway: one read for the marks of one hour.
+            start = FROM_FIRST if mark is None else align(mark, 3600)
+            by_start.setdefault(start, []).append(entity_id)
         for start, todo in sorted(by_start.items()):
             for at in range(0, len(todo), ENTITIES_PER_READ):
                 chunk = todo[at : at + ENTITIES_PER_READ]
@@ -170,8 +172,8 @@ class RollupMaintainer(Folding):
         :data:`~homeiq.maintenance.rollups.FROM_FIRST`, from each one's first event)
         until ``end`` (default now) from the stored events, a UTC day at a time; returns
         how many buckets were written. Never from before the day after the entity's raw
-        events were purged. With ``keep_folding`` the entities' live events are folded
-        from here on."""
+        events were purged (those entities are noted in :attr:`clamped`). With
+        ``keep_folding`` the entities' live events are folded from here on."""
         until = now_us() if end is None else end
         groups: dict[int, list[str]] = {}
         firsts: list[tuple[str, int]] = []
@@ -180,6 +182,8 @@ class RollupMaintainer(Folding):
             if start > FROM_FIRST or floor is not None:
                 first = align(start if floor is None else max(start, floor), 3600)
                 groups.setdefault(first, []).append(entity_id)
+                if floor is not None and start > FROM_FIRST and floor > align(start, 3600):
+                    self.clamped[entity_id] = floor
             else:
                 oldest = await self.reader.history(entity_id, None, None, 1)
                 firsts.append((entity_id, oldest[0].time if oldest else until))

@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from homeiq.maintenance.rollups import Bucket, RollupStore, align, fill, merge, roll_up
+from homeiq.maintenance.rollups import (
+    Accumulator,
+    Bucket,
+    RollupStore,
+    align,
+    day_from_hours,
+    fill,
+    merge,
+    roll_up,
+)
 from homeiq.model import EventRecord
 from homeiq.pipeline.normalize import numeric_value
 
@@ -131,3 +140,49 @@ def test_store_replaces_from_a_start_and_reads_back(tmp_path: Path) -> None:
         assert store.buckets("5m", "sensor.power", T0, T0 + H) == buckets[:2]
     finally:
         store.close()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2 * 86400 - 1), states), min_size=1, max_size=40),
+    st.integers(0, 47),
+)
+def test_a_day_continued_from_its_stored_hours_is_the_day_folded_whole(
+    changes: list[tuple[int, str]], split_hour: int
+) -> None:
+    """What a recompute from inside a day does: the day so far from the stored hours,
+    then the events from there on; the same day as one fold of all the events."""
+    times = sorted({t for t, _ in changes})
+    events = [ev(t, dict(changes)[t]) for t in times]
+    start, until = ev(-1, "off"), T0 + 48 * H
+    split = T0 + split_hour * H
+    early = [e for e in events if e.time < split]
+    hours = roll_up("sensor.x", start, early, 3600, split)
+    day_start = align(split, 86400)
+    earlier = [h for h in hours if h.start < day_start]
+    carried = earlier[-1] if earlier else Bucket("sensor.x", 3600, T0 - H, 1, last_state="off")
+    in_day = [h for h in hours if h.start >= day_start]
+    prefix = day_from_hours(in_day, carried, "sensor.x", day_start, split)
+    state = early[-1] if early else start
+    day = (
+        Accumulator.resume(prefix, "sensor.x", 86400)
+        if prefix is not None
+        else Accumulator("sensor.x", 86400, state)
+    )
+    for event in events:
+        if event.time >= split:
+            day.add(event)
+    continued = {b.start: b for b in day.take(until)}
+    for whole in roll_up("sensor.x", start, events, 86400, until):
+        if whole.start < day_start:
+            continue
+        got = continued[whole.start]
+        assert (got.count, got.min, got.max, got.last_state) == (
+            whole.count,
+            whole.min,
+            whole.max,
+            whole.last_state,
+        )
+        assert got.tw_seconds == pytest.approx(whole.tw_seconds)
+        assert got.tw_sum == pytest.approx(whole.tw_sum)
+        assert got.state_seconds == pytest.approx(whole.state_seconds)

@@ -4,6 +4,7 @@ purge marks that keep rebuilds off exact buckets (real SQLite store)."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -229,7 +230,9 @@ async def test_count_before_is_what_purge_deletes_chunk_by_chunk(home: Home) -> 
     assert home.store.tier_purged_before("5m", "sensor.kept") is None
 
 
-async def test_a_bucket_the_coarser_tier_does_not_hold_is_not_purged(home: Home) -> None:
+async def test_a_bucket_the_coarser_tier_does_not_hold_is_not_purged(
+    home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
     await home.write(history())
     await home.maintainer.refresh()
     first_hour = T0 + 600 * US - (600 * US) % H
@@ -237,7 +240,10 @@ async def test_a_bucket_the_coarser_tier_does_not_hold_is_not_purged(home: Home)
     conn.execute("DELETE FROM rollup_1h WHERE start = ?", (first_hour,))  # not folded
     conn.close()
     assert home.store.count_before("5m", lambda _: NOW) == 10  # the first hour's stays
-    assert home.store.purge("5m", lambda _: NOW, chunk_rows=100) == 10
+    with caplog.at_level(logging.WARNING, logger="homeiq.maintenance.tiers"):
+        assert home.store.purge("5m", lambda _: NOW, chunk_rows=100) == 10
+    (said,) = caplog.records
+    assert said.getMessage().startswith("kept 1 5m buckets past their keep period: the 1h")
     (left,) = home.store.buckets("5m", "sensor.power", T0, NOW)
     assert left.start == T0 + 600 * US
 

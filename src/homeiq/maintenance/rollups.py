@@ -24,7 +24,7 @@ and before when each tier was purged (statistics refuse those ranges by name).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,8 @@ from homeiq.maintenance.buckets import (
     merge,
     roll_up,
 )
-from homeiq.sqlitedb import SQLiteFile, run_script
+from homeiq.maintenance.tiers import TierStore, checked
+from homeiq.sqlitedb import run_script
 
 __all__ = [
     "PERIODS",
@@ -63,8 +64,6 @@ __all__ = [
 ]
 
 ROLLUPS_DB = "rollups.db"
-# Which tier must hold a bucket's time before the bucket may be purged.
-COARSER = {"5m": "1h", "1h": "1d"}
 # "Folded from the entity's first event": a rebuild that read everything there is.
 FROM_FIRST = -(2**62)
 
@@ -176,37 +175,15 @@ def _bucket(period_s: int, row: tuple[Any, ...]) -> Bucket:
     )
 
 
-def _checked(period: str) -> str:
-    if period not in PERIODS:  # table names are formatted in: only known ones
-        raise ValueError(f"period must be one of {', '.join(PERIODS)}")
-    return period
-
-
-# Buckets of a tier that may go: ended by the entity's cutoff, and (below the coarsest
-# tier) whose time the next coarser tier holds, so no statistic loses what they knew.
-def _purgeable(period: str) -> str:
-    where = "entity_id = ? AND start <= ?"  # the start: the primary key's order
-    coarser = COARSER.get(period)
-    if coarser is None:
-        return where
-    step = PERIODS[coarser] * US
-    return (
-        f"{where} AND EXISTS (SELECT 1 FROM rollup_{coarser} c WHERE"
-        f" c.entity_id = rollup_{period}.entity_id"
-        f" AND c.start = rollup_{period}.start - rollup_{period}.start % {step})"
-    )
-
-
 Change = tuple[str, str, int, int | None, Sequence[Bucket]]
 
 
-class RollupStore(SQLiteFile):
+class RollupStore(TierStore):
     """``rollups.db``: stored buckets per period; synchronous, behind a lock. Raises only
     HomeIQ's errors (a full disk is :class:`~homeiq.errors.SinkUnavailable`)."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         super().__init__(path, STEPS, readonly=readonly)
-        self.raw_purges = 0  # raw purges recorded by this process (caches read it)
 
     @classmethod
     def in_dir(cls, data_dir: Path, *, readonly: bool = False) -> RollupStore:
@@ -236,7 +213,7 @@ class RollupStore(SQLiteFile):
         with self._writing() as conn:
             for period, entity_id, start, end, buckets in changes:
                 conn.execute(
-                    f"DELETE FROM rollup_{_checked(period)}"
+                    f"DELETE FROM rollup_{checked(period)}"
                     " WHERE entity_id = ? AND start >= ? AND start < ?",
                     (entity_id, start, 2**62 if end is None else end),
                 )
@@ -269,26 +246,11 @@ class RollupStore(SQLiteFile):
                     (name, add),
                 )
 
-    @staticmethod
-    def _marks(conn: sqlite3.Connection, entity_id: str) -> tuple[int | None, int | None]:
-        found = conn.execute(
-            "SELECT (SELECT through FROM rollup_folded WHERE entity_id = ?),"
-            " (SELECT before FROM rollup_raw_purged WHERE entity_id = ?)",
-            (entity_id, entity_id),
-        ).fetchone()
-        return found[0], found[1]
-
-    def marks(self, entity_id: str) -> tuple[int | None, int | None]:
-        """The entity's (watermark, raw purged before): see :meth:`folded_through` and
-        :meth:`raw_purged_before`; None where there is none."""
-        with self._reading() as conn:
-            return self._marks(conn, entity_id)
-
     def buckets(self, period: str, entity_id: str, start: int, end: int) -> list[Bucket]:
         """Stored buckets with ``start <= bucket start < end``, oldest first."""
         with self._reading() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM rollup_{_checked(period)}"
+                f"SELECT {_COLUMNS} FROM rollup_{checked(period)}"
                 " WHERE entity_id = ? AND start >= ? AND start < ? ORDER BY start",
                 (entity_id, start, end),
             ).fetchall()
@@ -298,7 +260,7 @@ class RollupStore(SQLiteFile):
         """The last stored bucket that starts before ``start``."""
         with self._reading() as conn:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM rollup_{_checked(period)}"
+                f"SELECT {_COLUMNS} FROM rollup_{checked(period)}"
                 " WHERE entity_id = ? AND start < ? ORDER BY start DESC LIMIT 1",
                 (entity_id, start),
             ).fetchone()
@@ -321,8 +283,6 @@ class RollupStore(SQLiteFile):
         carried = self.before("1h", entity_id, day_start)
         return day_from_hours(hours, carried, entity_id, day_start, upto)
 
-    # -- retention ---------------------------------------------------------------------
-
     def folded_through(self, entity_ids: Sequence[str]) -> dict[str, int]:
         """Each entity's watermark: every raw event of it with ``time < through`` is in
         the stored buckets of every tier (from the purge floor on: see
@@ -331,102 +291,3 @@ class RollupStore(SQLiteFile):
         with self._reading() as conn:
             found = {e: self._marks(conn, e)[0] for e in entity_ids}
         return {e: mark for e, mark in found.items() if mark is not None}
-
-    def _entities(self, conn: sqlite3.Connection, period: str) -> Iterator[str]:
-        """The tier's entities: one index seek each, not a scan of its rows."""
-        row = conn.execute(f"SELECT MIN(entity_id) FROM rollup_{period}").fetchone()
-        while row is not None and row[0] is not None:
-            yield row[0]
-            row = conn.execute(
-                f"SELECT MIN(entity_id) FROM rollup_{period} WHERE entity_id > ?", (row[0],)
-            ).fetchone()
-
-    def count_before(self, period: str, cutoff_for: Callable[[str], int | None]) -> int:
-        """Buckets of the tier whose end is at or before the entity's cutoff (None: keep
-        the entity's) that :meth:`purge` would delete: the dry run. Buckets whose time the
-        next coarser tier does not hold yet are not counted: they are kept."""
-        where = _purgeable(_checked(period))
-        step = PERIODS[period] * US
-        total = 0
-        with self._reading() as conn:
-            for entity_id in list(self._entities(conn, period)):
-                cutoff = cutoff_for(entity_id)
-                if cutoff is not None:
-                    (n,) = conn.execute(
-                        f"SELECT COUNT(*) FROM rollup_{period} WHERE {where}",
-                        (entity_id, cutoff - step),
-                    ).fetchone()
-                    total += n
-        return total
-
-    def purge(
-        self, period: str, cutoff_for: Callable[[str], int | None], *, chunk_rows: int
-    ) -> int:
-        """Delete what :meth:`count_before` counts, at most ``chunk_rows`` rows per
-        transaction (writers wait for one chunk, never for the whole purge); returns the
-        rows deleted. A bucket whose time the next coarser tier does not hold (5m before
-        1h has it, 1h before 1d) is kept: the purge clamps, never loses a statistic.
-        Records the entity's cutoff, so statistics over the purged range say so."""
-        if chunk_rows < 1:
-            raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
-        where = _purgeable(_checked(period))
-        step = PERIODS[period] * US
-        with self._reading() as conn:
-            entities = list(self._entities(conn, period))
-        deleted = 0
-        for entity_id in entities:
-            cutoff = cutoff_for(entity_id)
-            if cutoff is None:
-                continue
-            while True:
-                with self._writing() as conn:
-                    n = conn.execute(
-                        f"DELETE FROM rollup_{period} WHERE (entity_id, start) IN"
-                        f" (SELECT entity_id, start FROM rollup_{period} WHERE {where}"
-                        " ORDER BY start LIMIT ?)",
-                        (entity_id, cutoff - step, chunk_rows),
-                    ).rowcount
-                    if n < chunk_rows:  # the last chunk: mark with it, in its transaction
-                        conn.execute(
-                            "INSERT INTO rollup_tier_purged (period, entity_id, before)"
-                            " VALUES (?, ?, ?) ON CONFLICT (period, entity_id)"
-                            " DO UPDATE SET before = MAX(before, excluded.before)",
-                            (period, entity_id, align(cutoff, PERIODS[period])),
-                        )
-                deleted += n
-                if n < chunk_rows:
-                    break
-        return deleted
-
-    def tier_purged_before(self, period: str, entity_id: str) -> int | None:
-        """Before when the tier's buckets of the entity were purged (None: never)."""
-        with self._reading() as conn:
-            row = conn.execute(
-                "SELECT before FROM rollup_tier_purged WHERE period = ? AND entity_id = ?",
-                (_checked(period), entity_id),
-            ).fetchone()
-        return None if row is None else int(row[0])
-
-    def mark_raw_purged(self, entity_id: str, before: int) -> None:
-        """Record that the entity's raw events before ``before`` were purged: no rebuild
-        recomputes buckets of the UTC day holding it or older from the few events left
-        (they would clobber exact buckets), and a late event that old is not folded."""
-        with self._writing() as conn:
-            conn.execute(
-                "INSERT INTO rollup_raw_purged (entity_id, before) VALUES (?, ?)"
-                " ON CONFLICT (entity_id) DO UPDATE SET before = MAX(before, excluded.before)",
-                (entity_id, before),
-            )
-        self.raw_purges += 1
-
-    def raw_purged_before(self, entity_id: str) -> int | None:
-        """Before when the entity's raw events were purged (None: never)."""
-        return self.marks(entity_id)[1]
-
-    def counter(self, name: str) -> int:
-        """A persistent counter (``late_beyond_retention``: late events older than the
-        raw purge, not folded)."""
-        with self._reading() as conn:
-            row = conn.execute("SELECT value FROM rollup_counters WHERE name = ?", (name,))
-            found = row.fetchone()
-        return 0 if found is None else int(found[0])

@@ -20,18 +20,19 @@ from homeiq.pipeline.normalize import format_time_us
 
 STAT_PERIODS = PERIODS
 COARSER = {"5m": "1h", "1h": "1d"}
+# The retention settings whose keep period purges each tier (settings/retention.py).
 DEFAULT_SETTINGS = {
-    "5m": "the 5-minute tier's keep period (settings group retention)",
-    "1h": "the hourly tier's keep period (settings group retention)",
-    "1d": "the daily tier's keep period (settings group retention)",
+    p: f"HOMEIQ_RETENTION_{name}_DAYS, or a retention override naming the entity"
+    for p, name in (("5m", "FIVE_MINUTE"), ("1h", "HOURLY"), ("1d", "DAILY"))
 }
 
 
 @dataclass(frozen=True, slots=True)
 class StatisticsLimits:
     """How the answer names the keep period of a purged tier: ``settings`` maps a period
-    to the setting (e.g. ``HOMEIQ_RETENTION_FIVE_MINUTE_DAYS``) whose keep period purged
-    it. What was purged, and from when, is recorded in rollups.db by the purge itself."""
+    to the setting whose keep period purged it (default: the retention group's). What
+    was purged, and from when, is recorded in rollups.db by the purge itself, so a
+    changed keep period never makes statistics refuse data that is still there."""
 
     settings: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
 

@@ -275,9 +275,11 @@ class RollupMaintainer(Folding):
             w0 = w1
         folded, continuous = [], set()
         for entity_id in entity_ids:
-            # An event stored while this read, and not read, is in no bucket yet.
+            # An event stored while this read, and not read, is in no bucket yet: it
+            # waited (keep_folding) or made the entity dirty.
             waited = self._waiting.get(entity_id, [])
-            through = min([until, *(r.time for r in waited if r.time not in read[entity_id])])
+            missed = [r.time for r in waited if r.time not in read[entity_id]]
+            through = min([until, *missed, self._dirty.get(entity_id, until)])
             folded.append((entity_id, fold_start, through))
             marks = self._marks_of(entity_id)
             mark, floor = marks[0], marks[1]

@@ -117,13 +117,14 @@ class TierStore(SQLiteFile):
                         " ORDER BY start LIMIT ?)",
                         (entity_id, cutoff - step, chunk_rows),
                     ).rowcount
-                    if n < chunk_rows:  # the last chunk: mark with it, in its transaction
-                        conn.execute(
-                            "INSERT INTO rollup_tier_purged (period, entity_id, before)"
-                            " VALUES (?, ?, ?) ON CONFLICT (period, entity_id)"
-                            " DO UPDATE SET before = MAX(before, excluded.before)",
-                            (period, entity_id, align(cutoff, PERIODS[period])),
-                        )
+                    # With the rows, in their transaction: a purge killed half-way
+                    # leaves a range statistics already refuse, not one with holes.
+                    conn.execute(
+                        "INSERT INTO rollup_tier_purged (period, entity_id, before)"
+                        " VALUES (?, ?, ?) ON CONFLICT (period, entity_id)"
+                        " DO UPDATE SET before = MAX(before, excluded.before)",
+                        (period, entity_id, align(cutoff, PERIODS[period])),
+                    )
                 deleted += n
                 if n < chunk_rows:
                     break

@@ -57,8 +57,9 @@ def statistics(
     limits: StatisticsLimits | None = None,
 ) -> Statistics:
     """Buckets of ``period`` (5m, 1h or 1d; days are UTC days) over ``[start, end)``
-    from the rollups: never from the events. Each stored bucket's time is credited up
-    to ``min(its end, now)`` (the open one is saved as far as it was then). Raises
+    from the rollups: never from the events. A stored bucket saved before its end (the
+    entity's last) has the rest of its time credited, up to ``min(its end, end, now)``,
+    to the state its last event left, as quiet buckets are. Raises
     :class:`~homeiq.errors.RangePurged` when the tier's buckets of the range were purged."""
     if period not in STAT_PERIODS:
         raise ValueError(f"period must be one of {', '.join(STAT_PERIODS)}")
@@ -76,7 +77,7 @@ def statistics(
             + (f", or ask for period={COARSER[period]}" if period in COARSER else ""),
         )
     last = min(end, now)
-    stored = [complete(b, now) for b in store.buckets(period, entity_id, first, end)]
+    stored = [complete(b, last) for b in store.buckets(period, entity_id, first, end)]
     carried = store.before(period, entity_id, first)
     return Statistics(
         entity_id, period, list(fill(stored, carried, entity_id, seconds, first, last))

@@ -17,7 +17,6 @@ Facts of the protocol this code relies on (verified against HA 2024.3.3, DESIGN 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ import orjson
 
 from homeiq.errors import AuthenticationFailed, ProtocolError, SourceUnavailable
 from homeiq.network import connection_error
+from homeiq.observability.logging import cancel_and_wait
 from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.deadletters import dead_letter
 from homeiq.pipeline.normalize import describe
@@ -217,13 +217,9 @@ class HAClient:
                     for task in done:
                         task.result()  # surface the error that ended the session
                 finally:
-                    heartbeat.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await heartbeat
+                    await cancel_and_wait(heartbeat)
             finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+                await cancel_and_wait(reader)
                 conn.fail_pending(SourceUnavailable("connection closed"))
             raise SourceUnavailable("Home Assistant closed the connection")
 

@@ -33,7 +33,6 @@ Why the comparison, and why it waits:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 from homeiq.errors import InvalidEvent, ProtocolError, TransientError
 from homeiq.ha.client import HAConnection
 from homeiq.model import EventRecord, Source
+from homeiq.observability.logging import cancel_and_wait
 from homeiq.pipeline.normalize import parse_time_us
 from homeiq.pipeline.queue import EventQueue, Incoming
 from homeiq.sinks.base import EventReader
@@ -144,9 +144,7 @@ class StateSnapshot:
 
     async def _cancel(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def close(self) -> None:

@@ -11,7 +11,6 @@ with a log line rather than failing the whole sync.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from homeiq.ha.client import HAConnection
 from homeiq.metadata.registry import Registry
 from homeiq.metadata.store import MetadataStore
 from homeiq.model import Area, Device, Entity, Floor, RegistrySnapshot
+from homeiq.observability.logging import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,4 @@ class RegistrySync:
     async def close(self) -> None:
         """Cancel a pending re-sync."""
         if self._pending is not None:
-            self._pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pending
+            await cancel_and_wait(self._pending)

@@ -87,6 +87,20 @@ def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait for it to end. Its own cancellation is expected and
+    ignored; a cancellation of the caller goes on. (``suppress(CancelledError)`` around
+    the wait would swallow that too, and a stopped caller would carry on: a client
+    cancelled at this moment went back to reconnecting, and its stop never returned.)"""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+
+
 async def stop_task(task: asyncio.Task[Any] | None, logger: logging.Logger) -> None:
     """Cancel a background task and wait for it to end. A failure it had ended with is
     logged with its exception (never swallowed), and stopping goes on: a caller stopping

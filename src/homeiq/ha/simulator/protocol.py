@@ -19,6 +19,7 @@ from homeiq.ha.simulator.behaviour import set_light
 from homeiq.ha.simulator.connection import CLOSE_TIMEOUT_S, QUEUE_LOW, Conn, Raw, RawBinary
 from homeiq.ha.simulator.core import HA_VERSION
 from homeiq.ha.simulator.stream import Stream
+from homeiq.observability.logging import cancel_and_wait
 
 COALESCE_MAX: Final = 200  # messages per array frame
 AUTH_TIMEOUT_S: Final = 10.0  # HA closes a connection that does not authenticate in time
@@ -64,9 +65,7 @@ class WebSocketAPI(Stream):
         finally:
             self._forget(conn)
             if conn.writer is not None:
-                conn.writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await conn.writer
+                await cancel_and_wait(conn.writer)
             if not ws.closed:
                 with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
                     await ws.close()

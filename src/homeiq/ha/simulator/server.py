@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from types import TracebackType
 from typing import Self
@@ -15,6 +14,7 @@ from homeiq.ha.simulator.hooks import Hooks
 from homeiq.ha.simulator.protocol import WebSocketAPI
 from homeiq.ha.simulator.record import SimStats
 from homeiq.ha.simulator.rest import RestAPI
+from homeiq.observability.logging import cancel_and_wait
 
 # One logger for the whole simulator package.
 log = logging.getLogger("homeiq.ha.simulator")
@@ -84,9 +84,7 @@ class Simulator(Hooks, RestAPI, WebSocketAPI):
     async def stop(self) -> None:
         """Stop generating, close every connection and the server; leaves no task behind."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         conns = list(self._conns)
         for conn in conns:

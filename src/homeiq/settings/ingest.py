@@ -40,11 +40,16 @@ class IngestSettings(BaseModel):
 
     include_domains: list[str] = Field(
         default_factory=list,
-        description="Domains to store (sensor, light...). Any include set: only what is included is stored.",
+        description=(
+            "Domains to store (sensor, light...). With any include set, only what is"
+            " included is stored."
+        ),
     )
     include_entities: list[str] = Field(
         default_factory=list,
-        description="Entity ids to store; an included id is stored even when a broader exclude names it.",
+        description=(
+            "Entity ids to store; an included id is stored even when a broader exclude names it."
+        ),
     )
     include_entity_globs: list[str] = Field(
         default_factory=list,
@@ -52,7 +57,10 @@ class IngestSettings(BaseModel):
     )
     include_device_classes: list[str] = Field(
         default_factory=list,
-        description="Device classes to store (power, temperature), as the event's device_class attribute says.",
+        description=(
+            "Device classes to store (power, temperature), as the event's device_class"
+            " attribute says."
+        ),
     )
     exclude_domains: list[str] = Field(
         default_factory=list, description="Domains never stored (events counted, not kept)."
@@ -65,7 +73,9 @@ class IngestSettings(BaseModel):
     )
     exclude_device_classes: list[str] = Field(
         default_factory=list,
-        description="Device classes never stored (signal_strength...), from the event's attributes.",
+        description=(
+            "Device classes never stored (signal_strength...), from the event's attributes."
+        ),
     )
 
     @field_validator("*", mode="before")

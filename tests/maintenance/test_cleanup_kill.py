@@ -1,0 +1,105 @@
+"""A cleanup killed with SIGKILL part-way: the store keeps whole chunks (consistent), the
+history shows the run as interrupted, and the next start finishes it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from homeiq.maintenance.cleanup import CleanupHistory
+from homeiq.metadata.store import MetadataStore
+from homeiq.runtime import Runtime
+from homeiq.settings import Settings
+from homeiq.sinks.sqlite import SQLiteEventStore, SQLiteSink
+from tests.support.influxdb import event
+from tests.support.wait import async_wait_until
+
+# The real cleanup in a process of its own, whose eraser kills the process (SIGKILL,
+# nothing flushed, nothing finished) right after the first entity's rows went.
+DIES_MIDWAY = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from pathlib import Path
+    from homeiq.maintenance.cleanup import CleanupHistory, CleanupRequest, execute, plan
+    from homeiq.metadata.store import MetadataStore
+    from homeiq.settings import Settings
+    from homeiq.sinks import registry
+    from homeiq.sinks.base import Deletion
+
+    class DiesMidway:
+        def __init__(self, inner):
+            self.inner = inner
+        async def count(self, deletion):
+            return await self.inner.count(deletion)
+        async def entity_ids(self):
+            return await self.inner.entity_ids()
+        async def delete(self, deletion, *, chunk_rows):
+            first = Deletion(deletion.entity_ids[:1], deletion.before, deletion.after)
+            await self.inner.delete(first, chunk_rows=chunk_rows)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def main():
+        settings = Settings(data_dir=Path(sys.argv[1]), sqlite_writer="thread")
+        backend = registry.backend(settings)
+        sink = backend.open_sink()
+        await sink.open()
+        metadata = MetadataStore.in_dir(settings.data_dir)
+        eraser = DiesMidway(backend.eraser(sink))
+        request = CleanupRequest(entities=("sensor.test_*",))
+        deletion = await plan(request, eraser, metadata)
+        await execute(deletion, request.describe(), "dave", eraser, CleanupHistory(metadata))
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_killed_cleanup_is_interrupted_consistent_and_resumed_at_start(
+    tmp_path: Path,
+) -> None:
+    sink = SQLiteSink(tmp_path, writer="thread")
+    await sink.open()
+    await sink.write(
+        [event(e, s) for e in ("sensor.test_a", "sensor.test_b", "sensor.real") for s in range(5)]
+    )
+    await sink.close()
+
+    done = subprocess.run(
+        [sys.executable, "-c", DIES_MIDWAY, str(tmp_path)], capture_output=True, timeout=60
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+
+    store = SQLiteEventStore.in_dir(tmp_path, readonly=True)
+    try:
+        left = {r.entity_id for r in store.all_records()}
+    finally:
+        store.close()
+    assert left == {"sensor.test_b", "sensor.real"}  # the first entity went, whole
+    metadata = MetadataStore.in_dir(tmp_path)
+    try:
+        (run,) = CleanupHistory(metadata).runs()
+        assert (run.status, run.shown_status, run.planned, run.who) == (
+            "running", "interrupted", 10, "dave",
+        )  # fmt: skip
+        assert CleanupHistory(metadata).interrupted() == [run]
+    finally:
+        metadata.close()
+
+    runtime = Runtime(Settings(data_dir=tmp_path, sqlite_writer="thread"))
+    await runtime.start()
+    try:
+        history = CleanupHistory(runtime.metadata)
+        await async_wait_until(lambda: history.runs()[0].status == "done")
+        (resumed,) = history.runs()
+    finally:
+        await runtime.stop()
+    assert (resumed.id, resumed.deleted, resumed.planned) == (run.id, 10, 10)
+    assert resumed.detail.startswith("resumed: process")
+    store = SQLiteEventStore.in_dir(tmp_path, readonly=True)
+    try:
+        assert {r.entity_id for r in store.all_records()} == {"sensor.real"}
+    finally:
+        store.close()

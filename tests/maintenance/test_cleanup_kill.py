@@ -3,6 +3,7 @@ history shows the run as interrupted, and the next start finishes it."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -67,9 +68,8 @@ async def test_a_killed_cleanup_is_interrupted_consistent_and_resumed_at_start(
     )
     await sink.close()
 
-    done = subprocess.run(
-        [sys.executable, "-c", DIES_MIDWAY, str(tmp_path)], capture_output=True, timeout=60
-    )
+    command = [sys.executable, "-c", DIES_MIDWAY, str(tmp_path)]
+    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=60)
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()
 
     store = SQLiteEventStore.in_dir(tmp_path, readonly=True)

@@ -9,14 +9,13 @@ import orjson
 from homeiq.model import Source
 from homeiq.pipeline.filter import IngestFilter
 from homeiq.settings.ingest import IngestSettings
-from tests.pipeline.test_writer import (  # noqa: F401  (fixtures)
-    Harness,
-    fast_retries,
-    harness,
-    message,
-    us,
-)
+from tests.pipeline import test_writer
+from tests.pipeline.test_writer import Harness, message, us
 from tests.support.influxdb import event
+
+# The writer tests' fixtures: a real SQLite sink, spool and metadata.db in tmp_path.
+harness = test_writer.harness
+fast_retries = test_writer.fast_retries
 
 
 def _filter(harness: Harness, **lists: list[str]) -> IngestFilter:
@@ -62,7 +61,8 @@ async def test_backfilled_records_pass_the_same_rules(harness: Harness) -> None:
         event("switch.plug", 3, source=Source.BACKFILL),
     ]
     await writer.deliver(records)
-    assert {key[0] for key in harness.keys()} == {"sensor.oven_power"}
+    stored = harness.keys()
+    assert {entity_id for entity_id, _ in stored} == {"sensor.oven_power"}
     assert harness.value("homeiq_events_excluded_total", domain="sensor") == 1
     assert harness.value("homeiq_events_excluded_total", domain="switch") == 1
 

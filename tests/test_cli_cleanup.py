@@ -70,16 +70,18 @@ def test_a_dry_run_lists_per_entity_and_deletes_nothing_then_a_run_deletes(
     assert row[7] == "sensor.test_*"
 
 
-def test_deleting_is_refused_while_homeiq_runs_but_a_dry_run_is_not(
+def test_a_cleanup_and_its_dry_run_are_refused_while_homeiq_runs_as_purge_is(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lock = DataDirLock(data_dir)
     lock.acquire()
     try:
         assert main(["cleanup", "--entity", "sensor.real"]) == 1
+        assert f"(pid {os.getpid()}) is running against" in capsys.readouterr().err
+        assert main(["cleanup", "--entity", "sensor.real", "--dry-run"]) == 1
         assert "is running against" in capsys.readouterr().err
-        assert main(["cleanup", "--entity", "sensor.real", "--dry-run"]) == 0
-        assert "would delete 3 events of 1 entities" in capsys.readouterr().out
+        assert main(["cleanup", "--history"]) == 0  # reading metadata.db only
+        assert "no cleanups yet" in capsys.readouterr().out
     finally:
         lock.release()
     assert stored(data_dir) == {"sensor.test_a", "sensor.test_b", "sensor.real"}

@@ -61,3 +61,23 @@ def test_the_simulator_says_what_it_is_and_home_assistant_does_not() -> None:
     assert origin_of({"location_name": "Home", "homeiq_simulator": True}) == SIMULATOR
     assert origin_of({"location_name": "Home", "version": "2024.3.3"}) == HOME_ASSISTANT
     assert origin_of(None) == HOME_ASSISTANT
+
+
+def test_an_interrupted_run_is_taken_over_once(tmp_path: Path) -> None:
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, check=True)  # fmt: skip
+    store = MetadataStore.in_dir(tmp_path)
+    try:
+        history = CleanupHistory(store)
+        run_id = history.start("frank", "sensor.test_*", '{"entity_ids": []}', 4)
+        with store._writing() as conn:  # as a killed process leaves it: its pid is gone
+            conn.execute(
+                "UPDATE cleanup_runs SET pid = ? WHERE id = ?", (int(ended.stdout), run_id)
+            )
+        (run,) = history.interrupted()
+        assert run.shown_status == "interrupted"
+        assert history.take_over(run, 1, "resumed")
+        assert not history.take_over(run, 1, "resumed")  # a second resume backs off
+        assert history.interrupted() == []
+    finally:
+        store.close()

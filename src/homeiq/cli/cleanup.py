@@ -2,10 +2,11 @@
 a dry run, and the history of every deletion.
 
 The work is :mod:`homeiq.maintenance.cleanup`'s; this module parses, opens the store and
-prints. Deleting takes the data directory's lock, as ``homeiq purge`` does: a running
-HomeIQ is refused with the command that stops it (saved rules,
-``HOMEIQ_CLEANUP_RULES``, run inside it on the daily schedule instead). A dry run and
-``--history`` only read, and run beside it.
+prints. Like ``homeiq purge``, a cleanup (and its dry run, which counts through the same
+store writer) takes the data directory's lock: while a HomeIQ server runs it is refused
+(DataDirBusy names its pid), and saved rules (``HOMEIQ_CLEANUP_RULES``) run inside the
+server on its daily schedule instead. ``--history`` only reads metadata.db and runs
+beside a server.
 """
 
 from __future__ import annotations
@@ -86,9 +87,16 @@ def cmd_cleanup(settings: Settings, args: argparse.Namespace) -> int:
         print("no include/exclude rules are set (HOMEIQ_INGEST_*): nothing is excluded")
         return 0
     request = _request(settings, args)
-    if args.dry_run:
-        return _dry_run(settings, request, rules)
-    return _delete(settings, request, rules)
+    from homeiq.lockfile import DataDirLock
+
+    lock = DataDirLock(settings.data_dir)
+    lock.acquire()  # DataDirBusy (exit 1) names the running server, as homeiq purge does
+    try:
+        if args.dry_run:
+            return _dry_run(settings, request, rules)
+        return _delete(settings, request, rules)
+    finally:
+        lock.release()
 
 
 def _dry_run(settings: Settings, request: Any, rules: Any) -> int:
@@ -108,7 +116,6 @@ def _dry_run(settings: Settings, request: Any, rules: Any) -> int:
 
 
 def _delete(settings: Settings, request: Any, rules: Any) -> int:
-    from homeiq.lockfile import DataDirLock
     from homeiq.maintenance.cleanup import CleanupHistory, execute, plan, resume_interrupted
     from homeiq.maintenance.cleanup.runner import who_am_i
     from homeiq.observability.metrics import Metrics
@@ -122,12 +129,7 @@ def _delete(settings: Settings, request: Any, rules: Any) -> int:
         )
         return resumed, run, len(deletion.entity_ids)
 
-    lock = DataDirLock(settings.data_dir)
-    lock.acquire()  # DataDirBusy names the running HomeIQ and how to stop it
-    try:
-        resumed, run, entities = _with_store(settings, work)
-    finally:
-        lock.release()
+    resumed, run, entities = _with_store(settings, work)
     for old in resumed:
         print(f"finished interrupted cleanup #{old.id} ({old.rule}): {old.deleted} events in all")
     print(f"deleted {run.deleted} events of {entities} entities ({run.rule}); cleanup #{run.id}")

@@ -97,13 +97,16 @@ class CleanupHistory:
             )
             return int(cur.lastrowid or 0)
 
-    def take_over(self, run_id: int, deleted: int, detail: str) -> None:
-        """Make an interrupted run this process's: it goes on from ``deleted``."""
+    def take_over(self, run: CleanupRun, deleted: int, detail: str) -> bool:
+        """Make an interrupted run this process's, going on from ``deleted``; False when
+        another resume took it first (the row no longer names the dead process)."""
         with self.metadata._writing() as conn:
-            conn.execute(
-                "UPDATE cleanup_runs SET pid = ?, deleted = ?, detail = ? WHERE id = ?",
-                (os.getpid(), deleted, detail, run_id),
+            cur = conn.execute(
+                "UPDATE cleanup_runs SET pid = ?, deleted = ?, detail = ?"
+                " WHERE id = ? AND pid = ? AND status = ?",
+                (os.getpid(), deleted, detail, run.id, run.pid, RUNNING),
             )
+            return cur.rowcount == 1
 
     def finish(self, run_id: int, status: str, deleted: int, detail: str = "") -> None:
         """Record how a run ended and how many events it deleted in all."""

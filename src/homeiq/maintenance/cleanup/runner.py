@@ -211,7 +211,8 @@ async def resume_interrupted(
         left = await eraser.count(deletion) if deletion.entity_ids else 0
         before = max(0, (run.planned or 0) - left)
         detail = f"resumed: process {run.pid} was interrupted"
-        await asyncio.to_thread(history.take_over, run.id, before, detail)
+        if not await asyncio.to_thread(history.take_over, run, before, detail):
+            continue  # another resume (the schedule, a start) is finishing it
         log.warning("cleanup run %d (%s) was interrupted; finishing it", run.id, run.rule)
         done = await _finish(
             run.id, deletion, before, eraser, history, chunk_rows, metrics, run.who

@@ -4,17 +4,20 @@ history shows the run as interrupted, and the next start finishes it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from homeiq.maintenance.cleanup import CleanupHistory
 from homeiq.metadata.store import MetadataStore
 from homeiq.runtime import Runtime
-from homeiq.settings import Settings
-from homeiq.sinks.sqlite import SQLiteEventStore, SQLiteSink
+from homeiq.settings import ENV_PREFIX, Settings
+from homeiq.sinks import registry
 from tests.support.influxdb import event
 from tests.support.wait import async_wait_until
 
@@ -43,7 +46,7 @@ DIES_MIDWAY = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
 
     async def main():
-        settings = Settings(data_dir=Path(sys.argv[1]), sqlite_writer="thread")
+        settings = Settings(data_dir=Path(sys.argv[1]))  # the store from HOMEIQ_* variables
         backend = registry.backend(settings)
         sink = backend.open_sink()
         await sink.open()
@@ -58,26 +61,59 @@ DIES_MIDWAY = textwrap.dedent(
 )
 
 
+def settings_for(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, str]:
+    """The store's settings as HOMEIQ_* variables (the subprocess reads them too)."""
+    if request.param == "sqlite":
+        return {"HOMEIQ_SQLITE_WRITER": "thread"}
+    server = request.getfixturevalue("influxdb")
+    database = request.getfixturevalue("influxdb_database")
+    return {
+        "HOMEIQ_STORE": "influxdb",
+        "HOMEIQ_INFLUXDB_URL": server.url,
+        "HOMEIQ_INFLUXDB_DATABASE": database,
+    }
+
+
+@pytest.fixture(params=["sqlite", pytest.param("influxdb", marks=pytest.mark.influxdb)])
+def store_env(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    variables = settings_for(request, tmp_path)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return variables
+
+
+async def stored_entities(settings: Settings) -> set[str]:
+    reader = registry.backend(settings).open_reader()
+    try:
+        return {entity_id for entity_id, _ in await reader.keys()}
+    finally:
+        await reader.close()
+
+
 async def test_a_killed_cleanup_is_interrupted_consistent_and_resumed_at_start(
-    tmp_path: Path,
+    tmp_path: Path, store_env: dict[str, str]
 ) -> None:
-    sink = SQLiteSink(tmp_path, writer="thread")
+    settings = Settings(data_dir=tmp_path)
+    backend = registry.backend(settings)
+    sink = backend.open_sink()
     await sink.open()
-    await sink.write(
-        [event(e, s) for e in ("sensor.test_a", "sensor.test_b", "sensor.real") for s in range(5)]
-    )
+    entities = ("sensor.test_a", "sensor.test_b", "sensor.real")
+    await sink.write([event(e, s) for e in entities for s in range(5)])
     await sink.close()
 
     command = [sys.executable, "-c", DIES_MIDWAY, str(tmp_path)]
-    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=60)
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, timeout=60, env={**os.environ}
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()
 
-    store = SQLiteEventStore.in_dir(tmp_path, readonly=True)
-    try:
-        left = {r.entity_id for r in store.all_records()}
-    finally:
-        store.close()
-    assert left == {"sensor.test_b", "sensor.real"}  # the first entity went, whole
+    # Whole chunks: the first entity went, the second is untouched.
+    assert await stored_entities(settings) == {"sensor.test_b", "sensor.real"}
     metadata = MetadataStore.in_dir(tmp_path)
     try:
         (run,) = CleanupHistory(metadata).runs()
@@ -88,7 +124,7 @@ async def test_a_killed_cleanup_is_interrupted_consistent_and_resumed_at_start(
     finally:
         metadata.close()
 
-    runtime = Runtime(Settings(data_dir=tmp_path, sqlite_writer="thread"))
+    runtime = Runtime(settings)
     await runtime.start()
     try:
         history = CleanupHistory(runtime.metadata)
@@ -98,8 +134,4 @@ async def test_a_killed_cleanup_is_interrupted_consistent_and_resumed_at_start(
         await runtime.stop()
     assert (resumed.id, resumed.deleted, resumed.planned) == (run.id, 10, 10)
     assert resumed.detail.startswith("resumed: process")
-    store = SQLiteEventStore.in_dir(tmp_path, readonly=True)
-    try:
-        assert {r.entity_id for r in store.all_records()} == {"sensor.real"}
-    finally:
-        store.close()
+    assert await stored_entities(settings) == {"sensor.real"}

@@ -48,6 +48,7 @@ async def test_excluded_messages_are_counted_and_never_stored(harness: Harness) 
     assert harness.value("homeiq_events_excluded_total", domain="sensor") == 2
     assert writer.ingest_filter is not None
     assert writer.ingest_filter.counts() == {"light": 2, "sensor": 2}
+    assert writer.excluded_counts() == {"light": 2, "sensor": 2}
     assert harness.metadata.dead_letters() == []
     assert harness.metrics.rejected_total() == 0
 
@@ -78,3 +79,5 @@ async def test_a_message_without_an_entity_is_still_dead_lettered(harness: Harne
     assert harness.keys() == {("sensor.t", us(2))}
     assert [d.reason for d in harness.metadata.dead_letters()] == ["bad_entity_id"]
     assert writer.ingest_filter is not None and writer.ingest_filter.counts() == {}
+    writer.ingest_filter = None
+    assert writer.excluded_counts() == {}

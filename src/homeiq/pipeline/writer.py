@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -70,6 +70,11 @@ class Writer:
         self._stopping = asyncio.Event()
         self._in_flight: deque[asyncio.Task[None]] = deque()
         self._received = 0
+
+    def excluded_counts(self) -> Mapping[str, int]:
+        """Events the ingest rules left out since start, by domain (empty without rules):
+        the callable data quality reads."""
+        return {} if self.ingest_filter is None else self.ingest_filter.counts()
 
     def stop(self) -> None:
         """Ask :meth:`run` to write what is queued and return."""

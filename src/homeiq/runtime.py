@@ -173,6 +173,8 @@ class Runtime:
             batch_max_age_s=settings.batch_max_age_s,
             ingest_filter=IngestFilter.of(settings.ingest, self.metrics),  # include/exclude
         )
+        if self.writer.ingest_filter is not None:
+            log.info("ingest rules: %s", self.writer.ingest_filter.describe())
         self.sync = RegistrySync(self.metadata, self.registry)
         self.snapshot = StateSnapshot(self.reader, self.queue, self.delivery.wait_drained)
         self.gc = GarbageCollection()

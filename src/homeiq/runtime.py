@@ -14,9 +14,9 @@ import logging
 from dataclasses import dataclass
 
 from homeiq.datadir import prepare_data_dir
-from homeiq.errors import ConfigError
+from homeiq.errors import ConfigError, HomeIQError
 from homeiq.ha.backfill import Backfiller, rest_base_url
-from homeiq.ha.client import HAClient
+from homeiq.ha.client import HAClient, HAConnection
 from homeiq.ha.gaps import GapFiller
 from homeiq.ha.snapshot import StateSnapshot
 from homeiq.ha.sync import RegistrySync
@@ -24,6 +24,7 @@ from homeiq.lockfile import DataDirLock
 from homeiq.maintenance.alerts import Alerts
 from homeiq.maintenance.backup.schedule import BackupScheduler
 from homeiq.maintenance.backup.service import BackupService
+from homeiq.maintenance.cleanup import CleanupHistory, Provenance, resume_interrupted
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
@@ -32,6 +33,7 @@ from homeiq.observability.logging import stop_task
 from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.breaker import CircuitBreaker
 from homeiq.pipeline.delivery import Delivery
+from homeiq.pipeline.filter import IngestFilter
 from homeiq.pipeline.normalize import Normalizer
 from homeiq.pipeline.queue import EventQueue
 from homeiq.pipeline.spool import Spool
@@ -144,6 +146,7 @@ class Runtime:
         )
         self.rollups = RollupStore.in_dir(settings.data_dir)
         self.rollup_maintainer = RollupMaintainer(self.reader, self.rollups)
+        self.provenance = Provenance(self.metadata)  # cleanup: simulator or real HA
         self.delivery = Delivery(
             self.sink,
             self.spool,
@@ -152,7 +155,7 @@ class Runtime:
             self.metrics,
             retry_attempts=settings.sink_retry_attempts,
             on_gap=self._wake_gaps,
-            on_stored=[self.rollup_maintainer.stored],
+            on_stored=[self.rollup_maintainer.stored, self.provenance.stored],
         )
         self.queue = EventQueue(settings.queue_max_events, self.metrics)
         self.normalizer = Normalizer(
@@ -168,7 +171,10 @@ class Runtime:
             self.metrics,
             batch_max_events=settings.batch_max_events,
             batch_max_age_s=settings.batch_max_age_s,
+            ingest_filter=IngestFilter.of(settings.ingest, self.metrics),  # include/exclude
         )
+        if self.writer.ingest_filter is not None:
+            log.info("ingest rules: %s", self.writer.ingest_filter.describe())
         self.sync = RegistrySync(self.metadata, self.registry)
         self.snapshot = StateSnapshot(self.reader, self.queue, self.delivery.wait_drained)
         self.gc = GarbageCollection()
@@ -184,6 +190,7 @@ class Runtime:
         )
         self.backup_scheduler = BackupScheduler(self.backups)
         self._backup_task: asyncio.Task[None] | None = None
+        self._cleanup_task: asyncio.Task[None] | None = None
         self.client: HAClient | None = None
         self.backfiller: Backfiller | None = None
         self.gaps: GapFiller | None = None
@@ -223,7 +230,7 @@ class Runtime:
             token,
             self.queue,
             self.metrics,
-            on_connected=self.sync.on_connected,
+            on_connected=self._on_connected,
             on_registry_event=self.sync.on_registry_event,
             on_subscribed=self.gaps.on_subscribed if self.gaps is not None else None,
             on_streaming=self.snapshot.on_subscribed,
@@ -232,6 +239,11 @@ class Runtime:
             heartbeat_s=s.ha_heartbeat_s,
             heartbeat_timeout_s=s.ha_heartbeat_timeout_s,
         )
+
+    async def _on_connected(self, conn: HAConnection) -> None:
+        """At every connect: which kind of Home Assistant it is, then its registries."""
+        await self.provenance.on_connected(conn)
+        await self.sync.on_connected(conn)
 
     def _wake_gaps(self) -> None:
         """The spool lost a span and recorded it as a gap: backfill it, if configured."""
@@ -266,6 +278,15 @@ class Runtime:
         if self.client is not None:
             self._client_task = asyncio.create_task(self.client.run(), name="ha-client")
         self._backup_task = asyncio.create_task(self.backup_scheduler.run(), name="backups")
+        self._cleanup_task = asyncio.create_task(self._resume_cleanups(), name="cleanup-resume")
+
+    async def _resume_cleanups(self) -> None:
+        """Finish the cleanups a killed process left half done (deleting is idempotent)."""
+        eraser = registry.backend(self.settings).eraser(self.sink)
+        try:
+            await resume_interrupted(eraser, CleanupHistory(self.metadata), metrics=self.metrics)
+        except HomeIQError as exc:  # tried again by the next cleanup or scheduled run
+            log.warning("cannot resume an interrupted cleanup now: %s", exc)
 
     async def wait(self) -> None:
         """Return when a component stops on its own (auth rejected, writer crash)."""
@@ -278,6 +299,7 @@ class Runtime:
         """Stop the source, drain the queue within the deadline, close the stores."""
         # Each task's failure is logged by stop_task, and stopping goes on.
         await stop_task(self._backup_task, log)  # a backup cut short leaves no archive
+        await stop_task(self._cleanup_task, log)  # a cleanup cut short resumes next start
         await stop_task(self._client_task, log)
         await stop_task(self._gaps_task, log)
         if self.backfiller is not None:
@@ -292,6 +314,7 @@ class Runtime:
             await self.delivery.stop()
             await self.delivery.dead_letters.flush()  # what metadata.db refused until now
             await self.rollup_maintainer.stop()  # a last refresh, while the reader is open
+            await self.provenance.close()  # before metadata.db closes
             await self.sink.close()
             await self.reader.close()
             self.rollups.close()

@@ -101,4 +101,35 @@ def _v4(conn: sqlite3.Connection) -> None:
     )
 
 
-STEPS = (_v1, _v2, _v3, _v4)
+def _cleanup(conn: sqlite3.Connection) -> None:
+    # cleanup_runs: every deletion of stored events by a cleanup (CLI or saved rule),
+    # written as "running" before the first row goes and finished after: a run killed
+    # in between stays "running" until the next run or start resumes it.
+    # entity_provenance: which kind of Home Assistant each entity was seen from (a real
+    # one, or HomeIQ's simulator): what `homeiq cleanup --source simulator` selects by.
+    run_script(
+        conn,
+        """
+        CREATE TABLE cleanup_runs (
+            id INTEGER PRIMARY KEY,
+            started_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            who TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            rule TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            status TEXT NOT NULL,
+            planned INTEGER,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            detail TEXT NOT NULL DEFAULT '');
+        CREATE INDEX cleanup_runs_status ON cleanup_runs (status);
+        CREATE TABLE entity_provenance (
+            entity_id TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            first_seen INTEGER NOT NULL,
+            PRIMARY KEY (entity_id, origin)) WITHOUT ROWID;
+        """,
+    )
+
+
+STEPS = (_v1, _v2, _v3, _v4, _cleanup)

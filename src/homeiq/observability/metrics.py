@@ -173,6 +173,19 @@ class Metrics:
             ["alert"],
             registry=r,
         )
+        # -- include/exclude at ingest and cleanup (pipeline/filter.py, maintenance/cleanup)
+        self.events_excluded = Counter(
+            "homeiq_events_excluded",
+            "Events the ingest rules left out (counted, never stored), by domain",
+            ["domain"],
+            registry=r,
+        )
+        self.cleanup_deleted = Counter(
+            "homeiq_cleanup_deleted_events",
+            "Stored events deleted by cleanup runs (CLI and saved rules), by who ran them",
+            ["by"],
+            registry=r,
+        )
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (``name`` as exported, e.g. ``..._total``); 0 if unset."""

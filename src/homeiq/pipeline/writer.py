@@ -2,7 +2,9 @@
 hands them to :class:`~homeiq.pipeline.delivery.Delivery` in batches bounded by size
 and age.
 
-Batching, dead letters for invalid messages and the durable watermark live here;
+Batching, the ingest filter (:mod:`~homeiq.pipeline.filter`: excluded events are
+counted and dropped before normalization), dead letters for invalid messages and the
+durable watermark live here;
 retries, the circuit breaker and the outage spool live in the delivery wrapper. A batch
 is delivered while the next is being normalized, so the store and the CPU overlap.
 """
@@ -13,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -24,6 +26,7 @@ from homeiq.model import DeadLetter, EventRecord, Source
 from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.deadletters import dead_letter
 from homeiq.pipeline.delivery import Delivery
+from homeiq.pipeline.filter import IngestFilter
 from homeiq.pipeline.normalize import Normalizer
 from homeiq.pipeline.queue import EventQueue, Incoming
 
@@ -50,8 +53,12 @@ class Writer:
         *,
         batch_max_events: int,
         batch_max_age_s: float,
+        ingest_filter: IngestFilter | None = None,
     ) -> None:
+        """``ingest_filter``: the include/exclude rules every event passes (None: all
+        stored), here so that live, snapshot and backfill events are filtered alike."""
         self.queue = queue
+        self.ingest_filter = ingest_filter
         self.delivery = delivery
         self.dead_letters = delivery.dead_letters
         self.watermark = Watermark(metadata)
@@ -63,6 +70,11 @@ class Writer:
         self._stopping = asyncio.Event()
         self._in_flight: deque[asyncio.Task[None]] = deque()
         self._received = 0
+
+    def excluded_counts(self) -> Mapping[str, int]:
+        """Events the ingest rules left out since start, by domain (empty without rules):
+        the callable data quality reads."""
+        return {} if self.ingest_filter is None else self.ingest_filter.counts()
 
     def stop(self) -> None:
         """Ask :meth:`run` to write what is queued and return."""
@@ -104,6 +116,8 @@ class Writer:
         # Counted once a batch: a prometheus increment takes a lock, too dear per event.
         self.metrics.events_received.inc(self._received)
         self._received = 0
+        if self.ingest_filter is not None:
+            self.ingest_filter.publish()
         return records, letters
 
     async def _get_within(self, seconds: float) -> Incoming | DeadLetter | None:
@@ -149,6 +163,8 @@ class Writer:
         frame: bytes | None = None,
     ) -> None:
         self._received += 1
+        if self.ingest_filter is not None and not self.ingest_filter.admit_message(message):
+            return  # excluded: counted by the filter, never stored nor dead-lettered
         try:
             record = self.normalizer.message(message, source)
         except InvalidEvent as exc:
@@ -197,7 +213,11 @@ class Writer:
         await self.watermark.done(seq)
 
     async def deliver(self, records: list[EventRecord]) -> None:
-        """Store records that did not come through the queue (backfill), durably."""
+        """Store records that did not come through the queue (backfill), durably; the
+        ingest rules apply to them as to queued events."""
+        if self.ingest_filter is not None:
+            records = self.ingest_filter.admit_records(records)
+            self.ingest_filter.publish()
         letters = await self.delivery.deliver(records)
         if letters:
             await self.dead_letters.keep(letters)

@@ -21,7 +21,9 @@ from homeiq.errors import ConfigError
 from homeiq.settings.api import ApiSettings
 from homeiq.settings.backup import BackupSettings
 from homeiq.settings.checks import check_url, env_name, split_list
+from homeiq.settings.cleanup import CleanupSettings
 from homeiq.settings.influxdb import InfluxDBSettings
+from homeiq.settings.ingest import IngestSettings
 from homeiq.settings.sources import (
     EnvSource,
     SecretFileSource,
@@ -185,6 +187,12 @@ class Settings(BaseSettings):
     )
     backup: BackupSettings = Field(
         default_factory=BackupSettings, description="Backups (HOMEIQ_BACKUP_*)."
+    )
+    ingest: IngestSettings = Field(  # include/exclude at ingest (settings/ingest.py)
+        default_factory=IngestSettings, description="What is stored (HOMEIQ_INGEST_*)."
+    )
+    cleanup: CleanupSettings = Field(  # saved cleanup rules (settings/cleanup.py)
+        default_factory=CleanupSettings, description="Saved cleanup rules (HOMEIQ_CLEANUP_*)."
     )
     alert_webhook_url: str | None = Field(
         default=None,

@@ -5,7 +5,8 @@ retries, metrics and dead-lettering live once, in :mod:`homeiq.pipeline.writer`.
 reader answers the queries the CLI and API need, the same way on every backend: the
 contract suite (tests/sinks/test_contract.py) runs every reader against the same data.
 The pieces both backends share (cursors, context time windows, activity assembly) are in
-:mod:`homeiq.sinks.reading`.
+:mod:`homeiq.sinks.reading`. An :class:`Eraser` deletes stored events (retention purge,
+cleanup rules), one implementation per store, reached through the backend registry.
 """
 
 from __future__ import annotations
@@ -182,3 +183,41 @@ class EventReader(Protocol):
 
     async def close(self) -> None:
         """Release resources (a reader that is also the sink closes once, as the sink)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """Which stored events to delete: those of ``entity_ids`` with ``after <= time < before``
+    (microseconds; None = unbounded) and, when ``sources`` is not empty, a source among
+    them. No entity ids means no events: a deletion never reaches "everything" by default.
+    """
+
+    entity_ids: tuple[str, ...]
+    before: int | None = None
+    after: int | None = None
+    sources: tuple[Source, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Lists are accepted too: tuples pickle to the writer process and hash.
+        object.__setattr__(self, "entity_ids", tuple(dict.fromkeys(self.entity_ids)))
+        object.__setattr__(self, "sources", tuple(Source(s) for s in self.sources))
+        if self.before is not None and self.after is not None and self.after > self.before:
+            raise ValueError(f"after ({self.after}) is later than before ({self.before})")
+
+
+class Eraser(Protocol):
+    """Deletes stored events, in chunks that each commit on their own.
+
+    A delete that is killed part-way leaves every chunk either done or not: the store
+    stays consistent and running the same deletion again finishes the job (a deletion is
+    idempotent). Between chunks it yields, so the pipeline's writes go on.
+    """
+
+    async def count(self, deletion: Deletion) -> int:
+        """How many stored events ``deletion`` matches (what a dry run shows)."""
+
+    async def delete(self, deletion: Deletion, *, chunk_rows: int) -> int:
+        """Delete what ``deletion`` matches, at most ``chunk_rows`` per chunk; how many went."""
+
+    async def entity_ids(self) -> list[str]:
+        """Entities with stored events, sorted (to resolve globs and domains against)."""

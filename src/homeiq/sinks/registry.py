@@ -9,6 +9,7 @@ data directory's databases). No other module compares ``settings.store``::
 
     backend = registry.backend(settings)        # ConfigError for an unknown store
     sink, reader = backend.open_sink(), backend.open_reader()
+    eraser = backend.eraser(sink)               # deletes, once the sink is open
 
 Each store's folder registers itself (``@registry.add`` on its backend class, in its
 ``backend.py``), the way Telegraf's outputs call ``outputs.Add``; :data:`STORES` below
@@ -28,7 +29,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from homeiq.errors import ConfigError
 from homeiq.settings import Settings
-from homeiq.sinks.base import EventReader, Sink
+from homeiq.sinks.base import Eraser, EventReader, Sink
 
 STORES: dict[str, str] = {  # store name -> the module whose import registers its backend
     "sqlite": "homeiq.sinks.sqlite.backend",
@@ -92,6 +93,12 @@ class Backend(ABC):
     @abstractmethod
     def open_reader(self) -> EventReader:
         """The reader for a long-running process (the API, rollups)."""
+
+    @abstractmethod
+    def eraser(self, sink: Sink) -> Eraser:
+        """What deletes this store's events (purge, cleanup), given the open ``sink`` that
+        this backend's :meth:`open_sink` made: SQLite deletes through its one writer,
+        between write batches. TypeError for another store's sink."""
 
     def open_reader_readonly(self) -> EventReader:
         """A reader for one command that never writes (``homeiq query``...); close it after.

@@ -114,6 +114,9 @@ class Core:
             "version": HA_VERSION,
             "state": "RUNNING",
             "components": ["api", "automation", "history", "recorder", "websocket_api"],
+            # Not Home Assistant's: says this is HomeIQ's simulator, so the entities seen
+            # from it can be told from a real home's (homeiq cleanup --source simulator).
+            "homeiq_simulator": True,
         }
 
     # --- contexts ----------------------------------------------------------------------

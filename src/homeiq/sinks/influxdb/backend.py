@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from homeiq.settings import Settings
 from homeiq.sinks import registry
-from homeiq.sinks.base import EventReader, Sink
+from homeiq.sinks.base import Eraser, EventReader, Sink
+from homeiq.sinks.influxdb.erase import InfluxDBEraser
 from homeiq.sinks.influxdb.reader import InfluxDBReader
 from homeiq.sinks.influxdb.sink import InfluxDBSink
 
@@ -26,6 +27,12 @@ class InfluxDBBackend(registry.Backend):
     def open_sink(self) -> Sink:
         """A sink writing line protocol (v1 or v2 write API)."""
         return InfluxDBSink(self.config, batch_max_events=self.settings.batch_max_events)
+
+    def eraser(self, sink: Sink) -> Eraser:
+        """DELETE statements (v1) or /api/v2/delete, over the sink's HTTP session."""
+        if not isinstance(sink, InfluxDBSink):
+            raise TypeError(f"not an InfluxDB sink: {type(sink).__name__}")
+        return InfluxDBEraser(self.config, sink.http)
 
     def open_reader(self) -> EventReader:
         """A reader answering with InfluxQL."""

@@ -22,12 +22,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from homeiq.errors import SinkUnavailable
 from homeiq.model import EventRecord
-from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
+from homeiq.sinks.base import Activity, Deletion, EventPage, EventQuery, StoreSummary
 from homeiq.sinks.sqlite import rpc
 from homeiq.sinks.sqlite.store import EVENTS_DB, SQLiteEventStore, Wire, to_wire
 from homeiq.sqlitedb import sqlite_errors
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 WriterKind = Literal["process", "thread"]
 R = TypeVar("R")
 PARENT_CHECK_S = 0.5
+# Pages one reclaim request frees (8 MiB at SQLite's 4 KiB pages): short enough that a
+# write batch queued behind it is not held up noticeably.
+RECLAIM_PAGES_PER_CALL = 2048
 
 # The writer process's one store, opened by the first task it runs.
 _WORKER_STORE: SQLiteEventStore | None = None
@@ -240,6 +244,44 @@ class SQLiteSink(StoreReads):
     async def write(self, batch: Sequence[EventRecord]) -> int:
         """Store a batch idempotently; returns how many rows were new."""
         return await self._run(rpc.WriteBatch([to_wire(r) for r in batch]))
+
+    # -- deleting (the Eraser of events.db): through the one writer, between batches --
+
+    async def count(self, deletion: Deletion) -> int:
+        """How many stored events ``deletion`` matches."""
+        return await self._run(rpc.CountDeletion(deletion))
+
+    async def delete(self, deletion: Deletion, *, chunk_rows: int) -> int:
+        """Delete what ``deletion`` matches in transactions of at most ``chunk_rows`` rows,
+        then give the freed pages back; how many rows went.
+
+        Each chunk is one request to the writer, so write batches queued meanwhile run
+        between two chunks: ingest waits for one chunk at most, never the whole purge.
+        """
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
+        total = 0
+        pending = deletion
+        while pending.entity_ids:
+            deleted, rest = await self._run(rpc.DeleteChunk(pending, chunk_rows))
+            total += deleted
+            pending = replace(pending, entity_ids=rest)
+        if total:
+            while await self._run(rpc.Reclaim(RECLAIM_PAGES_PER_CALL)) > 0:
+                pass
+        return total
+
+    async def entity_ids(self) -> list[str]:
+        """Entities with stored events, sorted."""
+        return await self._run(rpc.StoredEntityIds())
+
+    async def vacuum(self) -> None:
+        """One full VACUUM (switches an older events.db to incremental auto-vacuum).
+
+        Rewrites the file while holding the write lock: for ``homeiq purge --vacuum``,
+        when no server is writing.
+        """
+        await self._run(rpc.FullVacuum())
 
     async def close(self) -> None:
         """Close the database and stop the writer."""

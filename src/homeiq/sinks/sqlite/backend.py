@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from homeiq.errors import ConfigError
 from homeiq.sinks import registry
-from homeiq.sinks.base import EventReader, Sink
+from homeiq.sinks.base import Eraser, EventReader, Sink
 from homeiq.sinks.sqlite import AsyncStore, SQLiteReader, SQLiteSink
 from homeiq.sinks.sqlite.store import EVENTS_DB, SQLiteEventStore
 
@@ -19,6 +19,12 @@ class SQLiteBackend(registry.Backend):
     def open_sink(self) -> Sink:
         """A sink whose writes run in a writer process (or thread: HOMEIQ_SQLITE_WRITER)."""
         return SQLiteSink(self.settings.data_dir, writer=self.settings.sqlite_writer)
+
+    def eraser(self, sink: Sink) -> Eraser:
+        """The sink itself: its deletes run in its writer, between write batches."""
+        if not isinstance(sink, SQLiteSink):
+            raise TypeError(f"not an SQLite sink: {type(sink).__name__}")
+        return sink
 
     def open_reader(self) -> EventReader:
         """Read-only connections to events.db, opened on first use."""

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from homeiq.model import EventRecord
-from homeiq.sinks.base import Activity, EventPage, EventQuery, StoreSummary
+from homeiq.sinks.base import Activity, Deletion, EventPage, EventQuery, StoreSummary
+from homeiq.sinks.sqlite import erase
 from homeiq.sinks.sqlite.store import SQLiteEventStore, Wire
 
 R_co = TypeVar("R_co", covariant=True)
@@ -165,3 +166,55 @@ class ActivityCounts(Request[Activity]):
     def run(self, store: SQLiteEventStore) -> Activity:
         """Count them."""
         return store.activity(self.start, self.end, self.bucket_s, self.top)
+
+
+@dataclass(frozen=True, slots=True)
+class CountDeletion(Request[int]):
+    """How many stored events a deletion matches."""
+
+    deletion: Deletion
+
+    def run(self, store: SQLiteEventStore) -> int:
+        """Count them."""
+        return erase.count(store, self.deletion)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteChunk(Request[tuple[int, tuple[str, ...]]]):
+    """One transaction of a deletion: rows deleted, and the entities still to visit."""
+
+    deletion: Deletion
+    limit: int
+
+    def run(self, store: SQLiteEventStore) -> tuple[int, tuple[str, ...]]:
+        """Delete up to ``limit`` rows."""
+        return erase.delete_chunk(store, self.deletion, self.limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Reclaim(Request[int]):
+    """Free up to ``pages`` pages (incremental vacuum); the free pages left."""
+
+    pages: int
+
+    def run(self, store: SQLiteEventStore) -> int:
+        """Reclaim them."""
+        return erase.reclaim(store, self.pages)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntityIds(Request[list[str]]):
+    """Entities with stored events."""
+
+    def run(self, store: SQLiteEventStore) -> list[str]:
+        """List them."""
+        return erase.entity_ids(store)
+
+
+@dataclass(frozen=True, slots=True)
+class FullVacuum(Request[None]):
+    """One full VACUUM, switching an older file to incremental auto-vacuum."""
+
+    def run(self, store: SQLiteEventStore) -> None:
+        """Vacuum."""
+        erase.full_vacuum(store)

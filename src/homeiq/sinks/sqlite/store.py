@@ -11,7 +11,7 @@ import contextlib
 import sqlite3
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,15 @@ class SQLiteEventStore:
         with sqlite_errors(path, "open"):
             self._conn = connect(str(path), readonly=readonly)
             try:
+                if (
+                    not readonly
+                    and not self._conn.execute("SELECT 1 FROM sqlite_master").fetchone()
+                ):
+                    # A new events.db: purges give pages back with incremental_vacuum. Set
+                    # by a VACUUM of the empty file (instant), as WAL already wrote its
+                    # header. An older file needs one full VACUUM (`homeiq purge --vacuum`).
+                    self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                    self._conn.execute("VACUUM")
                 if readonly:
                     check_version(self._conn, schema.STEPS)
                 else:
@@ -154,6 +163,13 @@ class SQLiteEventStore:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+    @contextlib.contextmanager
+    def locked(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection under the store's lock, sqlite3's errors mapped naming
+        ``action`` (for the deletes of :mod:`~homeiq.sinks.sqlite.erase`)."""
+        with self._lock, sqlite_errors(self.path, action):
+            yield self._conn
 
     # -- writing ----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from homeiq.settings.api import ApiSettings
 from homeiq.settings.backup import BackupSettings
 from homeiq.settings.checks import check_url, env_name, split_list
 from homeiq.settings.influxdb import InfluxDBSettings
+from homeiq.settings.retention import RetentionSettings
 from homeiq.settings.sources import (
     EnvSource,
     SecretFileSource,
@@ -185,6 +186,10 @@ class Settings(BaseSettings):
     )
     backup: BackupSettings = Field(
         default_factory=BackupSettings, description="Backups (HOMEIQ_BACKUP_*)."
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="Retention tiers and the daily purge (HOMEIQ_RETENTION_*).",
     )
     alert_webhook_url: str | None = Field(
         default=None,

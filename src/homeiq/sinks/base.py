@@ -221,3 +221,14 @@ class Eraser(Protocol):
 
     async def entity_ids(self) -> list[str]:
         """Entities with stored events, sorted (to resolve globs and domains against)."""
+
+
+class RawRetention(Protocol):
+    """A store's own expiry of old events (InfluxDB's retention policy or bucket
+    retention), which HomeIQ may set instead of deleting by time."""
+
+    async def raw_retention(self) -> str:
+        """What expires events now, in words."""
+
+    async def set_raw_retention(self, days: int | None) -> str:
+        """Expire events after ``days`` (None: never); the new setting in words."""

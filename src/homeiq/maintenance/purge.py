@@ -30,8 +30,10 @@ from typing import Protocol
 
 from homeiq.maintenance.purge_policy import RawPolicy
 from homeiq.pipeline.spool import Spool
+from homeiq.settings import Settings
 from homeiq.settings.retention import TIERS, Keep, RetentionSettings, keep_us
-from homeiq.sinks.base import Deletion, Eraser, EventReader
+from homeiq.sinks import registry
+from homeiq.sinks.base import Deletion, Eraser, EventReader, Sink
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,35 @@ class Purger:
         self.raw_policy = raw_policy
         self.now_us = now_us
         self._lock = asyncio.Lock()  # the schedule and a request never purge at once
+
+    @classmethod
+    def for_store(
+        cls,
+        settings: Settings,
+        sink: Sink,
+        reader: EventReader,
+        *,
+        folder: Folder,
+        rollups: TierStore,
+        spool: Spool | None = None,
+    ) -> Purger:
+        """The purger of the configured store, deleting through its open ``sink`` (and,
+        with ``HOMEIQ_RETENTION_INFLUXDB_MANAGE``, setting the store's own expiry)."""
+        backend = registry.backend(settings)
+        policy = None
+        if settings.retention.influxdb_manage:
+            retention = backend.raw_retention(sink)
+            if retention is not None:
+                policy = RawPolicy(retention, settings.retention)
+        return cls(
+            settings.retention,
+            eraser=backend.eraser(sink),
+            reader=reader,
+            folder=folder,
+            rollups=rollups,
+            spool=spool,
+            raw_policy=policy,
+        )
 
     async def reference(self) -> int | None:
         """``min(wall clock, newest stored event)``; None when the store is empty."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from homeiq.model import EventRecord, Source
 
@@ -232,3 +232,11 @@ class RawRetention(Protocol):
 
     async def set_raw_retention(self, days: int | None) -> str:
         """Expire events after ``days`` (None: never); the new setting in words."""
+
+
+@runtime_checkable
+class SupportsVacuum(Protocol):
+    """An eraser whose store must be rewritten once to give freed space back (SQLite)."""
+
+    async def vacuum(self) -> None:
+        """Rewrite the store, giving every free page back (slow; no server running)."""

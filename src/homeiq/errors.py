@@ -18,6 +18,7 @@ ever see this tree::
         │   └── QueryFailed         the store could not run a query (its message)
         ├── IncompatibleSchema      a database is newer than this code
         ├── DataDirBusy             another HomeIQ holds the data directory
+        ├── RangePurged             a rollup tier's buckets of a range were purged
         └── BackupError             a backup, verify or restore cannot be done
             ├── RestoreRefused      restore will not replace live data
             ├── ArchiveInvalid      an archive is not what its manifest says
@@ -107,6 +108,17 @@ class DataDirBusy(PermanentError):
         super().__init__(f"{who} is running against {data_dir}: {hint}")
         self.data_dir = data_dir
         self.pid = pid
+
+
+class RangePurged(PermanentError):
+    """Statistics of a tier over a range whose buckets the retention purged; the
+    message names the keep period and the coarser tier that still answers."""
+
+    def __init__(self, period: str, entity_id: str, kept_from: int, message: str) -> None:
+        super().__init__(message)
+        self.period = period
+        self.entity_id = entity_id
+        self.kept_from = kept_from
 
 
 class BackupError(PermanentError):

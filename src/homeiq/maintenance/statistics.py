@@ -1,5 +1,5 @@
-"""Keeping rollups current as events are written, rebuilding them, and answering
-statistics queries from them.
+"""Keeping rollups current as events are written, rebuilding them, and folding what the
+retention purge is about to delete.
 
 :class:`RollupMaintainer` is told which entities got events (and the oldest time among
 them) after every write, and every few seconds recomputes those entities' buckets from
@@ -7,6 +7,9 @@ the hour holding that oldest time. Recomputing whole buckets from the stored eve
 (rather than adding each event to a running sum) keeps them exact when events arrive
 late or out of order, as backfill's do: an old event just moves the recomputation's
 start back. It reads through the store's reader, so it works the same on every backend.
+
+The folding itself, and the watermark the retention relies on, are
+:mod:`homeiq.maintenance.folding`'s.
 """
 
 from __future__ import annotations
@@ -14,88 +17,47 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from homeiq.errors import HomeIQError
+from homeiq.maintenance.folding import REFRESH_S, Folding
+from homeiq.maintenance.queries import Statistics, StatisticsLimits, statistics
 from homeiq.maintenance.rollups import (
+    FROM_FIRST,
     PERIODS,
+    US,
     Accumulator,
-    Bucket,
+    Change,
     RollupStore,
     align,
-    fill,
-    merge,
 )
 from homeiq.model import EventRecord, now_us
 from homeiq.observability.logging import stop_task
 from homeiq.sinks.base import EventReader
 
+__all__ = [
+    "RollupMaintainer",
+    "Statistics",
+    "StatisticsLimits",
+    "rebuild_range",
+    "statistics",
+]
+
 log = logging.getLogger(__name__)
 
-REFRESH_S = 5.0
 ENTITIES_PER_READ = 50
-STAT_PERIODS = {"5m": 300, "1h": 3600, "1d": 86400}
+DAY = 86400 * US
+# The counter of late events older than the raw purge (not folded), in rollups.db.
+LATE_BEYOND_RETENTION = "late_beyond_retention"
 
 
-class RollupMaintainer:
+class RollupMaintainer(Folding):
     """Keeps rollups current as events are stored; recomputes what arrived out of order."""
 
     def __init__(
         self, reader: EventReader, store: RollupStore, *, refresh_s: float = REFRESH_S
     ) -> None:
-        self.reader = reader
-        self.store = store
-        self.refresh_s = refresh_s
-        self._folding: dict[str, tuple[Accumulator, ...]] = {}  # one per period
-        self._changed: set[str] = set()
-        self._dirty: dict[str, int] = {}  # entity -> oldest event time to recompute from
-        # Entities being recomputed: their events wait here, then fold on top of it.
-        self._waiting: dict[str, list[EventRecord]] = {}
+        super().__init__(reader, store, refresh_s=refresh_s)
         self._task: asyncio.Task[None] | None = None
-        self.passes = 0  # completed refreshes (tests wait on it)
-
-    def stored(self, records: Sequence[EventRecord]) -> None:
-        """Take a batch the store took (called after every successful write)."""
-        folding, dirty, changed = self._folding, self._dirty, self._changed
-        waiting = self._waiting
-        for record in records:
-            entity_id = record.entity_id
-            if entity_id in waiting:
-                waiting[entity_id].append(record)
-                continue
-            accumulators = folding.get(entity_id)
-            if accumulators is None and entity_id not in dirty:
-                accumulators = self._resume_saved(entity_id)
-            if accumulators is None or entity_id in dirty:
-                known = dirty.get(entity_id)
-                if known is None or record.time < known:
-                    dirty[entity_id] = record.time
-                continue
-            last = accumulators[0].last_time
-            if last is not None and record.time <= last:  # out of order, or a repeat
-                del folding[entity_id]
-                dirty[entity_id] = record.time
-                continue
-            for accumulator in accumulators:
-                accumulator.add(record)
-            changed.add(entity_id)
-
-    def _resume_saved(self, entity_id: str) -> tuple[Accumulator, ...] | None:
-        """Go on folding where the saved buckets stopped (the first event of an entity
-        since start-up): two indexed lookups instead of reading an hour of events."""
-        resumed = []
-        for name, seconds in PERIODS.items():
-            try:
-                saved = self.store.before(name, entity_id, 2**62)
-            except HomeIQError as exc:  # rollups.db unreadable now: recompute later
-                log.warning("cannot resume the rollups of %s: %s", entity_id, exc)
-                return None
-            if saved is not None and saved.credited_to is None:
-                return None  # saved before resuming was possible: recompute once
-            resumed.append(Accumulator.resume(saved, entity_id, seconds))
-        accumulators = tuple(resumed)
-        self._folding[entity_id] = accumulators
-        return accumulators
 
     def start(self) -> None:
         """Refresh every ``refresh_s`` until stopped."""
@@ -128,14 +90,30 @@ class RollupMaintainer:
         returns how many entities were recomputed."""
         until = now_us()
         changed, self._changed = self._changed, set()
-        saves = [
-            (a.period_s, entity_id, a.take(until))
-            for entity_id in changed
-            if entity_id in self._folding
-            for a in self._folding[entity_id]
-        ]
-        if saves:
-            await asyncio.to_thread(self._save, saves)
+        saves: list[Change] = []
+        folded: list[tuple[str, int, int]] = []
+        for entity_id in changed:
+            accumulators = self._folding.get(entity_id)
+            if accumulators is None:
+                continue
+            for period, a in zip(PERIODS, accumulators, strict=True):
+                buckets = a.take(until)
+                if buckets:
+                    saves.append((period, entity_id, buckets[0].start, None, buckets))
+            last = accumulators[0].last_time
+            if entity_id in self._continuous and last is not None:
+                folded.append((entity_id, FROM_FIRST, last + 1))
+                self._marks_of(entity_id)[0] = last + 1
+        late, self._late_unsaved = self._late_unsaved, 0
+        if saves or late:
+            try:
+                counters = {LATE_BEYOND_RETENTION: late} if late else None
+                await asyncio.to_thread(
+                    self.store.replace_many, saves, folded=folded, counters=counters
+                )
+            except BaseException:
+                self._late_unsaved += late
+                raise
         dirty, self._dirty = self._dirty, {}
         try:
             by_start: dict[int, list[str]] = {}
@@ -153,11 +131,28 @@ class RollupMaintainer:
         self.passes += 1
         return len(by_start)
 
-    def _save(self, saves: list[tuple[int, str, list[Bucket]]]) -> None:
-        names = {seconds: name for name, seconds in PERIODS.items()}
-        self.store.replace_many(
-            [(names[p], entity_id, b[0].start, b) for p, entity_id, b in saves if b]
-        )
+    async def fold_before(self, entity_ids: Sequence[str], cutoff: int) -> None:
+        """Make sure every raw event of ``entity_ids`` stored before ``cutoff`` is in
+        their 5m, 1h and 1d buckets, computed from the raw events: what the retention
+        calls before purging raw events. Reads only what was not folded since the last
+        time: an entity folded continuously in this process with its watermark at or
+        past ``cutoff`` costs nothing; another is recomputed from its watermark (from its
+        first event when it has none), which also makes it continuous."""
+        await self.refresh()  # late events first: they lower watermarks
+        marks = await asyncio.to_thread(self.store.folded_through, entity_ids)
+        by_start: dict[int, list[str]] = {}
+        for entity_id in entity_ids:
+            mark = marks.get(entity_id)
+            if mark is not None and mark >= cutoff and entity_id in self._continuous:
+                continue
+            by_start.setdefault(FROM_FIRST if mark is None else mark, []).append(entity_id)
+        for start, todo in sorted(by_start.items()):
+            for at in range(0, len(todo), ENTITIES_PER_READ):
+                chunk = todo[at : at + ENTITIES_PER_READ]
+                await self.rebuild(chunk, start, keep_folding=True)
+        left = self.pending_oldest()  # stored while this ran: recompute those too
+        if left is not None and left < cutoff:
+            await self.refresh()
 
     async def rebuild(
         self,
@@ -167,66 +162,132 @@ class RollupMaintainer:
         *,
         keep_folding: bool = False,
     ) -> int:
-        """Recompute the buckets of ``entity_ids`` from the hour holding ``start`` until
-        ``end`` (default now) from the stored events; returns how many buckets were
-        written. With ``keep_folding`` the entities' live events are folded from here on."""
-        start = align(start, 3600)
+        """Recompute the buckets of ``entity_ids`` from the hour holding ``start`` (or,
+        :data:`~homeiq.maintenance.rollups.FROM_FIRST`, from each one's first event)
+        until ``end`` (default now) from the stored events, a UTC day at a time; returns
+        how many buckets were written. Never from before the day after the entity's raw
+        events were purged. With ``keep_folding`` the entities' live events are folded
+        from here on."""
         until = now_us() if end is None else end
+        groups: dict[int, list[str]] = {}
+        firsts: list[tuple[str, int]] = []
+        for entity_id in entity_ids:
+            floor = self._marks_of(entity_id)[1]  # one indexed read, the first time
+            if start > FROM_FIRST or floor is not None:
+                first = align(start if floor is None else max(start, floor), 3600)
+                groups.setdefault(first, []).append(entity_id)
+            else:
+                oldest = await self.reader.history(entity_id, None, None, 1)
+                firsts.append((entity_id, oldest[0].time if oldest else until))
+        if firsts:  # read together from the oldest: nothing is read before each's first
+            groups.setdefault(align(min(t for _, t in firsts), 3600), []).extend(
+                e for e, _ in firsts
+            )
+        written = 0
+        for first, ids in groups.items():
+            fold_start = FROM_FIRST if start <= FROM_FIRST else first
+            written += await self._rebuild(
+                ids, min(first, align(until, 3600)), until, keep_folding, fold_start
+            )
+        return written
+
+    async def _rebuild(
+        self, entity_ids: list[str], start: int, until: int, keep_folding: bool, fold_start: int
+    ) -> int:
         if keep_folding:
             for entity_id in entity_ids:
                 self._waiting.setdefault(entity_id, [])
         try:
-            history = await self.reader.history_many(
-                entity_ids, start, until, include_start_state=True, attributes=False
-            )
+            return await self._recompute(entity_ids, start, until, keep_folding, fold_start)
         except BaseException:
             for entity_id in entity_ids:  # not rebuilt: what waited makes it dirty again
                 for record in self._waiting.pop(entity_id, []):
                     self._mark_dirty(record)
             raise
-        written = 0
-        changes: list[tuple[str, str, int, Sequence[Bucket]]] = []
+
+    async def _start_states(
+        self, entity_ids: list[str], start: int, history: dict[str, list[EventRecord]]
+    ) -> dict[str, tuple[Accumulator, ...]]:
+        """Each entity's accumulators at ``start``: the state from the last event before
+        it (or, where the raw events were purged, from the buckets, if they know a later
+        one), and the day's bucket so far from the stored hours."""
+        out: dict[str, tuple[Accumulator, ...]] = {}
         for entity_id in entity_ids:
             records = history.get(entity_id, [])
             before = records[0] if records and records[0].time < start else None
-            events = records[1:] if before is not None else records
-            accumulators = tuple(Accumulator(entity_id, s, before) for s in PERIODS.values())
-            for period, accumulator in zip(PERIODS, accumulators, strict=True):
-                for event in events:
-                    accumulator.add(event)
-                buckets = accumulator.take(until)
-                changes.append((period, entity_id, start, buckets))
-                written += len(buckets)
-            if keep_folding:
-                self._resume(entity_id, accumulators, {e.time for e in events})
-        await asyncio.to_thread(self.store.replace_many, changes)
+            if self._marks_of(entity_id)[1] is not None:
+                kept = await asyncio.to_thread(self.store.state_before, entity_id, start)
+                if kept is not None and (before is None or (kept.last_time or 0) > before.time):
+                    before = EventRecord(
+                        entity_id,
+                        kept.last_time or kept.start,
+                        kept.last_state,
+                        kept.last_value,
+                    )
+            day: Accumulator | None = None
+            if start % DAY:
+                prefix = await asyncio.to_thread(self.store.day_prefix, entity_id, start)
+                if prefix is not None:
+                    day = Accumulator.resume(prefix, entity_id, 86400)
+            out[entity_id] = (
+                Accumulator(entity_id, 300, before),
+                Accumulator(entity_id, 3600, before),
+                day or Accumulator(entity_id, 86400, before),
+            )
+        return out
+
+    async def _recompute(
+        self, entity_ids: list[str], start: int, until: int, keep_folding: bool, fold_start: int
+    ) -> int:
+        written = 0
+        accumulators: dict[str, tuple[Accumulator, ...]] = {}
+        read: dict[str, set[int]] = {}
+        w0 = start
+        while True:
+            w1 = min(align(w0, 86400) + DAY, until)
+            history = await self.reader.history_many(
+                entity_ids, w0, w1, include_start_state=w0 == start, attributes=False
+            )
+            if w0 == start:
+                accumulators = await self._start_states(entity_ids, start, history)
+            changes: list[Change] = []
+            for entity_id in entity_ids:
+                events = [r for r in history.get(entity_id, []) if r.time >= w0]
+                read[entity_id] = {e.time for e in events}
+                for period, a in zip(PERIODS, accumulators[entity_id], strict=True):
+                    for event in events:
+                        a.add(event)
+                    buckets = a.take(w1, close=w1 < until)
+                    first = align(w0, PERIODS[period])
+                    changes.append((period, entity_id, first, w1 if w1 < until else None, buckets))
+                    written += len(buckets)
+            if w1 >= until:
+                break
+            await asyncio.to_thread(self.store.replace_many, changes)
+            w0 = w1
+        folded, continuous = [], set()
+        for entity_id in entity_ids:
+            # An event stored while this read, and not read, is in no bucket yet.
+            waited = self._waiting.get(entity_id, [])
+            through = min([until, *(r.time for r in waited if r.time not in read[entity_id])])
+            folded.append((entity_id, fold_start, through))
+            marks = self._marks_of(entity_id)
+            mark, floor = marks[0], marks[1]
+            if (
+                fold_start <= FROM_FIRST
+                or (mark is not None and mark >= fold_start)
+                or (floor is not None and floor >= fold_start)
+            ):
+                # Before the commit: an event stored while it runs is checked against it.
+                marks[0] = through if mark is None else max(mark, through)
+                continuous.add(entity_id)
+        await asyncio.to_thread(self.store.replace_many, changes, folded=folded)
+        if keep_folding:
+            for entity_id in entity_ids:
+                self._resume(
+                    entity_id, accumulators[entity_id], read[entity_id], entity_id in continuous
+                )
         return written
-
-    def _resume(
-        self, entity_id: str, accumulators: tuple[Accumulator, ...], read: set[int]
-    ) -> None:
-        """Fold, on top of a recompute, the events stored while it read: the ones it did
-        not see. One older than what it saw is out of order: recompute again later."""
-        waited = self._waiting.pop(entity_id, [])
-        if entity_id in self._dirty:
-            return
-        self._folding[entity_id] = accumulators
-        for record in waited:
-            last = accumulators[0].last_time
-            if record.time in read:
-                continue
-            if last is not None and record.time <= last:
-                del self._folding[entity_id]
-                self._mark_dirty(record)
-                return
-            for accumulator in accumulators:
-                accumulator.add(record)
-            self._changed.add(entity_id)
-
-    def _mark_dirty(self, record: EventRecord) -> None:
-        known = self._dirty.get(record.entity_id)
-        if known is None or record.time < known:
-            self._dirty[record.entity_id] = record.time
 
 
 async def rebuild_range(
@@ -246,30 +307,3 @@ async def rebuild_range(
         chunk = entity_ids[at : at + ENTITIES_PER_READ]
         written += await maintainer.rebuild(chunk, start, end)
     return len(entity_ids), written
-
-
-@dataclass(frozen=True, slots=True)
-class Statistics:
-    """Buckets of one entity over a range, quiet ones included."""
-
-    entity_id: str
-    period: str
-    buckets: list[Bucket]
-
-
-def statistics(
-    store: RollupStore, entity_id: str, period: str, start: int, end: int, *, now: int
-) -> Statistics:
-    """Buckets of ``period`` (5m, 1h or 1d) over ``[start, end)`` from the rollups:
-    never from the events. Days are UTC days merged from hours."""
-    if period not in STAT_PERIODS:
-        raise ValueError(f"period must be one of {', '.join(STAT_PERIODS)}")
-    base = "1h" if period == "1d" else period
-    seconds = PERIODS[base]
-    first = align(start, STAT_PERIODS[period])
-    stored = store.buckets(base, entity_id, first, end)
-    carried = store.before(base, entity_id, first)
-    buckets = list(fill(stored, carried, entity_id, seconds, first, min(end, now)))
-    if period == "1d":
-        buckets = merge(buckets, 86400)
-    return Statistics(entity_id, period, buckets)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homeiq.api.auth import require
 from homeiq.api.context import Host, Rollups
-from homeiq.api.errors import JSONBody, error_responses
+from homeiq.api.errors import ApiError, JSONBody, error_responses
 from homeiq.api.routes.events import Text, checked_entity_ids
 from homeiq.api.times import (
     ENTITY_EXAMPLE,
@@ -27,15 +27,17 @@ from homeiq.api.times import (
     or_now,
     to_us,
 )
+from homeiq.errors import RangePurged
+from homeiq.maintenance.queries import StatisticsLimits, statistics
 from homeiq.maintenance.rollups import Bucket
-from homeiq.maintenance.statistics import rebuild_range, statistics
+from homeiq.maintenance.statistics import rebuild_range
 from homeiq.pipeline.normalize import format_time_us
 
 router = APIRouter(
     prefix="/api/v1/statistics",
     tags=["statistics"],
     dependencies=[Depends(require("read"))],
-    responses=error_responses(400, 401, 403, 413, 414, 422, 429, 500),
+    responses=error_responses(400, 401, 403, 409, 413, 414, 422, 429, 500),
 )
 admin = APIRouter(
     prefix="/api/v1/admin/rollups",
@@ -94,6 +96,7 @@ def bucket_out(b: Bucket) -> dict[str, Any]:
 @router.get("", response_model=StatisticsOut)
 async def get_statistics(
     rollups: Rollups,
+    host: Host,
     entity_id: Annotated[
         list[Text], Query(min_length=1, max_length=ENTITIES_MAX, examples=[[ENTITY_EXAMPLE]])
     ],
@@ -105,7 +108,11 @@ async def get_statistics(
 
     About 10,000 buckets at most per answer, all entities together: when the range holds
     more, its start moves forward and the answer's ``start`` says where; ask again with
-    ``end`` set to that ``start`` for the older part."""
+    ``end`` set to that ``start`` for the older part.
+
+    409 ``range_purged`` when the period's buckets of the range were purged by the
+    retention (raw events purged do not matter: statistics never read them); the message
+    names the keep period, where the tier starts, and the coarser period that answers."""
     now = now_us()
     first = to_us(start, "start")
     last = min(or_now(to_us(end, "end"), now), now)
@@ -115,9 +122,16 @@ async def get_statistics(
     # An older start moves forward (the answer says where).
     first = max(first, last - (per_entity - 1) * PERIOD_S[period] * 1_000_000, MIN_TIME_US)
     last = max(last, first)  # an empty range (or one in the future) holds nothing
+    # The retention's keep-period settings, named in the 409 (wired by the runtime).
+    limits: StatisticsLimits = getattr(host, "statistics_limits", None) or StatisticsLimits()
     out: dict[str, list[dict[str, Any]]] = {}
     for entity in entities:
-        found = await asyncio.to_thread(statistics, rollups, entity, period, first, last, now=now)
+        try:
+            found = await asyncio.to_thread(
+                statistics, rollups, entity, period, first, last, now=now, limits=limits
+            )
+        except RangePurged as exc:
+            raise ApiError(409, str(exc), code="range_purged") from exc
         out[entity] = [bucket_out(b) for b in found.buckets]
     return JSONBody(
         {

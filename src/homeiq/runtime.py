@@ -24,6 +24,8 @@ from homeiq.lockfile import DataDirLock
 from homeiq.maintenance.alerts import Alerts
 from homeiq.maintenance.backup.schedule import BackupScheduler
 from homeiq.maintenance.backup.service import BackupService
+from homeiq.maintenance.lifecycle import LifecycleScheduler
+from homeiq.maintenance.purge import Purger
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
@@ -184,6 +186,17 @@ class Runtime:
         )
         self.backup_scheduler = BackupScheduler(self.backups)
         self._backup_task: asyncio.Task[None] | None = None
+        # Retention (#11): the daily purge, then the extra jobs given to lifecycle.add().
+        self.purger = Purger.for_store(
+            settings,
+            self.sink,
+            self.reader,
+            folder=self.rollup_maintainer,
+            rollups=self.rollups,
+            spool=self.spool,
+        )
+        self.lifecycle = LifecycleScheduler(settings.retention.schedule, self.purger)
+        self._lifecycle_task: asyncio.Task[None] | None = None
         self.client: HAClient | None = None
         self.backfiller: Backfiller | None = None
         self.gaps: GapFiller | None = None
@@ -266,6 +279,7 @@ class Runtime:
         if self.client is not None:
             self._client_task = asyncio.create_task(self.client.run(), name="ha-client")
         self._backup_task = asyncio.create_task(self.backup_scheduler.run(), name="backups")
+        self._lifecycle_task = asyncio.create_task(self.lifecycle.run(), name="lifecycle")
 
     async def wait(self) -> None:
         """Return when a component stops on its own (auth rejected, writer crash)."""
@@ -278,6 +292,7 @@ class Runtime:
         """Stop the source, drain the queue within the deadline, close the stores."""
         # Each task's failure is logged by stop_task, and stopping goes on.
         await stop_task(self._backup_task, log)  # a backup cut short leaves no archive
+        await stop_task(self._lifecycle_task, log)  # a purge cut short resumes next run
         await stop_task(self._client_task, log)
         await stop_task(self._gaps_task, log)
         if self.backfiller is not None:

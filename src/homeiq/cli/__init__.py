@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to generate docs/cli.md)."""
     # The command modules import the stores and the runtime: imported here, under
     # main()'s handler, so even a Ctrl-C during a slow start-up prints no traceback.
-    from homeiq.cli import backup, config, keys, reading, serve, simulate
+    from homeiq.cli import backup, config, keys, purge, reading, serve, simulate
 
     parser = argparse.ArgumentParser(
         prog="homeiq",
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.register(sub)
     reading.register_rollups(sub)
     backup.register(sub)
+    purge.register(sub)  # retention (#11)
     config.register(sub)
     return parser
 

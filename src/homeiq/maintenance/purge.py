@@ -145,6 +145,7 @@ class Purger:
         folder: Folder,
         rollups: TierStore,
         spool: Spool | None = None,
+        now_us: Callable[[], int] = wall_us,
     ) -> Purger:
         """The purger of the configured store, deleting through its open ``sink`` (and,
         with ``HOMEIQ_RETENTION_INFLUXDB_MANAGE``, setting the store's own expiry)."""
@@ -162,6 +163,7 @@ class Purger:
             rollups=rollups,
             spool=spool,
             raw_policy=policy,
+            now_us=now_us,
         )
 
     async def reference(self) -> int | None:
@@ -222,10 +224,12 @@ class Purger:
                     if "events not yet rolled up" not in report.held_back:
                         report.held_back.append("events not yet rolled up")
             deletion = Deletion(tuple(entity_ids), before=cutoff)
-            if dry_run or expires:  # what InfluxDB expires itself is counted, not deleted
+            if dry_run:
                 found = await self.eraser.count(deletion)
-                if found and dry_run:
+                if found:
                     result.oldest = _min(result.oldest, await self._oldest(entity_ids, cutoff))
+            elif expires:
+                found = 0  # folded above; InfluxDB's expiry deletes them, in its own time
             else:
                 found = await self.eraser.delete(deletion, chunk_rows=self.settings.chunk_rows)
                 for entity_id in entity_ids:

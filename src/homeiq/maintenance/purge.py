@@ -85,6 +85,7 @@ class TierResult:
     oldest: int | None = None
     cutoff: int | None = None
     note: str = ""
+    seconds: float = 0.0  # spent deleting (or counting) this tier
 
 
 @dataclass(slots=True)
@@ -95,6 +96,7 @@ class PurgeReport:
     reference: int | None
     tiers: list[TierResult] = field(default_factory=list)
     held_back: list[str] = field(default_factory=list)  # why cutoffs were moved earlier
+    fold_s: float = 0.0  # spent folding raw events into the rollups first
 
     @property
     def rows(self) -> int:
@@ -217,13 +219,16 @@ class Purger:
             result.note = await policy.apply(dry_run=dry_run)
         for (cutoff, expires), entity_ids in sorted(groups.items()):
             if not dry_run:
+                started = time.perf_counter()
                 await self.folder.fold_before(entity_ids, cutoff)
+                report.fold_s += time.perf_counter() - started
                 pending = self.folder.pending_oldest()
                 if pending is not None and pending < cutoff:
                     cutoff = pending
                     if "events not yet rolled up" not in report.held_back:
                         report.held_back.append("events not yet rolled up")
             deletion = Deletion(tuple(entity_ids), before=cutoff)
+            started = time.perf_counter()
             if dry_run:
                 found = await self.eraser.count(deletion)
                 if found:
@@ -234,6 +239,7 @@ class Purger:
                 found = await self.eraser.delete(deletion, chunk_rows=self.settings.chunk_rows)
                 for entity_id in entity_ids:
                     await asyncio.to_thread(self.rollups.mark_raw_purged, entity_id, cutoff)
+            result.seconds += time.perf_counter() - started
             result.rows += found
             if found:
                 result.cutoff = cutoff if result.cutoff is None else max(result.cutoff, cutoff)
@@ -265,12 +271,14 @@ class Purger:
 
         if all(keep_us(k[tier]) is None for k in self._all_keeps()):
             return result  # forever for everyone: nothing to look at
+        started = time.perf_counter()
         if dry_run:
             result.rows = await asyncio.to_thread(self.rollups.count_before, period, cutoff_for)
         else:
             result.rows = await asyncio.to_thread(
                 self.rollups.purge, period, cutoff_for, chunk_rows=self.settings.chunk_rows
             )
+        result.seconds = time.perf_counter() - started
         known = [c for c in cutoffs.values() if c is not None]
         result.cutoff = max(known) if known and result.rows else None
         return result

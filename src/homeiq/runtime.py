@@ -194,6 +194,7 @@ class Runtime:
             folder=self.rollup_maintainer,
             rollups=self.rollups,
             spool=self.spool,
+            metrics=self.metrics,
         )
         self.lifecycle = LifecycleScheduler(settings.retention.schedule, self.purger)
         self._lifecycle_task: asyncio.Task[None] | None = None

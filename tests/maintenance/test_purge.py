@@ -201,3 +201,46 @@ async def test_an_empty_store_has_nothing_to_purge(tmp_path: Path) -> None:
         rollups.close()
         await reader.close()
         await sink.close()
+
+
+@pytest.mark.influxdb
+async def test_influxdb_expires_raw_events_itself_when_managed(
+    influxdb: Any, influxdb_database: str, tmp_path: Path
+) -> None:
+    settings = influx_settings(
+        influxdb.url,
+        influxdb_database,
+        data_dir=tmp_path,
+        retention_influxdb_manage=True,
+        **RETENTION,
+    )
+    backend = registry.backend(settings)
+    sink, reader = backend.open_sink(), backend.open_reader()
+    await sink.open()
+    rollups = RollupStore.in_dir(tmp_path)
+    try:
+        await sink.write(home())
+        before = await reader.keys()
+        maintainer = RollupMaintainer(reader, rollups)
+        purger = Purger.for_store(
+            settings, sink, reader, folder=maintainer, rollups=rollups, now_us=lambda: NEWEST
+        )
+        dry = await purger.run(dry_run=True)
+        assert "would be set to 12d" in dry.tiers[0].note  # the longest raw keep + 2 days
+        report = await purger.run()
+        assert report.tiers[0].note == "retention policy 'autogen': 288h0m0s"
+        # The override's entity is deleted by time; the others are left to the policy.
+        cutoff = NEWEST - 2 * DAY
+        assert await reader.keys() == {
+            k for k in before if k[0] != "sensor.kitchen_power" or k[1] >= cutoff
+        }
+        assert report.tiers[0].rows == sum(
+            1 for k in before if k[0] == "sensor.kitchen_power" and k[1] < cutoff
+        )
+        # Folded first all the same: the daily buckets hold every event.
+        days = rollups.buckets("1d", "sensor.temp", BASE - DAY, NEWEST + DAY)
+        assert sum(b.count for b in days) == SPAN_DAYS * 4
+    finally:
+        rollups.close()
+        await reader.close()
+        await sink.close()

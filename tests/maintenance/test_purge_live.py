@@ -105,6 +105,10 @@ async def test_a_purge_under_live_ingest_loses_nothing_inside_the_keep_window(
     assert 0 < len(kept) < len(before)
     assert old_keys(tmp_path) == kept  # the old ones: exactly the keep window left
     assert report.tiers[0].rows == len(before) - len(kept)
+    metrics = runtime.metrics
+    assert metrics.value("homeiq_purge_rows_total", {"tier": "raw"}) == report.tiers[0].rows
+    assert metrics.value("homeiq_purge_runs_total", {"outcome": "ok"}) == 1
+    assert metrics.value("homeiq_purge_last_success_timestamp_seconds") > 0
     store = SQLiteEventStore.in_dir(tmp_path, readonly=True)
     try:
         stored = store.keys()

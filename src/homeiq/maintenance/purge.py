@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from homeiq.maintenance.purge_policy import RawPolicy
+from homeiq.observability.metrics import Metrics
 from homeiq.pipeline.spool import Spool
 from homeiq.settings import Settings
 from homeiq.settings.retention import TIERS, Keep, RetentionSettings, keep_us
@@ -126,6 +127,7 @@ class Purger:
         spool: Spool | None = None,
         raw_policy: RawPolicy | None = None,
         now_us: Callable[[], int] = wall_us,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.eraser = eraser
@@ -135,6 +137,7 @@ class Purger:
         self.spool = spool
         self.raw_policy = raw_policy
         self.now_us = now_us
+        self.metrics = metrics
         self._lock = asyncio.Lock()  # the schedule and a request never purge at once
 
     @classmethod
@@ -148,6 +151,7 @@ class Purger:
         rollups: TierStore,
         spool: Spool | None = None,
         now_us: Callable[[], int] = wall_us,
+        metrics: Metrics | None = None,
     ) -> Purger:
         """The purger of the configured store, deleting through its open ``sink`` (and,
         with ``HOMEIQ_RETENTION_INFLUXDB_MANAGE``, setting the store's own expiry)."""
@@ -166,6 +170,7 @@ class Purger:
             spool=spool,
             raw_policy=policy,
             now_us=now_us,
+            metrics=metrics,
         )
 
     async def reference(self) -> int | None:
@@ -175,6 +180,20 @@ class Purger:
 
     async def run(self, *, dry_run: bool = False) -> PurgeReport:
         """Purge every tier (or, ``dry_run``, count what would go)."""
+        if dry_run or self.metrics is None:
+            return await self._run(dry_run)
+        try:
+            report = await self._run(dry_run)
+        except Exception:
+            self.metrics.purge_runs.labels("failed").inc()
+            raise
+        self.metrics.purge_runs.labels("ok").inc()
+        self.metrics.purge_last_success.set(time.time())
+        for tier in report.tiers:
+            self.metrics.purge_rows.labels(tier.tier).inc(tier.rows)
+        return report
+
+    async def _run(self, dry_run: bool) -> PurgeReport:
         async with self._lock:
             reference = await self.reference()
             report = PurgeReport(dry_run, reference)

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from homeiq.errors import RangePurged
 from homeiq.maintenance.purge import Purger, PurgeReport
+from homeiq.maintenance.queries import statistics
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.model import EventRecord
@@ -133,10 +135,16 @@ async def test_every_tier_is_cut_at_its_keep_and_statistics_still_answer(store: 
     assert tier(report, "5m") > 0 and tier(report, "1h") > 0
     assert tier(dry, "5m") == tier(report, "5m")
 
-    # The daily tier is kept forever and holds every event, purged ones included.
+    # The daily tier is kept forever and holds every event, purged ones included:
+    # statistics over the purged range answer from it, and a purged tier says so.
     for entity_id in ENTITIES:
-        days = store.rollups.buckets("1d", entity_id, BASE - DAY, NEWEST + DAY)
-        assert sum(b.count for b in days) == SPAN_DAYS * 4
+        days = statistics(store.rollups, entity_id, "1d", BASE, NEWEST + HOUR, now=NEWEST + HOUR)
+        assert sum(b.count for b in days.buckets) == SPAN_DAYS * 4
+        assert len(days.buckets) == SPAN_DAYS
+    temp = statistics(store.rollups, "sensor.temp", "1d", BASE, BASE + DAY, now=NEWEST)
+    assert temp.buckets[0].count == 4 and temp.buckets[0].min == 20.0
+    with pytest.raises(RangePurged):
+        statistics(store.rollups, "sensor.temp", "1h", BASE, BASE + DAY, now=NEWEST)
 
     # Idempotent: a second run finds nothing more.
     again = await store.purger().run()

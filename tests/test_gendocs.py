@@ -53,6 +53,7 @@ SUBCOMMAND_USAGES = {
     "backup prune": "usage: homeiq backup prune [-h] [--dry-run]",
     "backup keygen": "usage: homeiq backup keygen [-h] output",
     "cleanup": "usage: homeiq cleanup [-h] [--entity GLOB] [--source",
+    "purge": "usage: homeiq purge [-h] [--dry-run] [--vacuum]",
     "config": "usage: homeiq config [-h] ACTION ...",
     "config show": "usage: homeiq config show [-h]",
 }

@@ -24,7 +24,14 @@ from homeiq.lockfile import DataDirLock
 from homeiq.maintenance.alerts import Alerts
 from homeiq.maintenance.backup.schedule import BackupScheduler
 from homeiq.maintenance.backup.service import BackupService
-from homeiq.maintenance.cleanup import CleanupHistory, Provenance, resume_interrupted
+from homeiq.maintenance.cleanup import (
+    CleanupHistory,
+    Provenance,
+    resume_interrupted,
+    run_saved_rules,
+)
+from homeiq.maintenance.lifecycle import LifecycleScheduler
+from homeiq.maintenance.purge import Purger
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
@@ -191,6 +198,19 @@ class Runtime:
         self.backup_scheduler = BackupScheduler(self.backups)
         self._backup_task: asyncio.Task[None] | None = None
         self._cleanup_task: asyncio.Task[None] | None = None
+        # Retention (#11): the daily purge, then the extra jobs given to lifecycle.add().
+        self.purger = Purger.for_store(
+            settings,
+            self.sink,
+            self.reader,
+            folder=self.rollup_maintainer,
+            rollups=self.rollups,
+            spool=self.spool,
+            metrics=self.metrics,
+        )
+        self.lifecycle = LifecycleScheduler(settings.retention.schedule, self.purger)
+        self.lifecycle.add("cleanup rules", self._saved_cleanups)
+        self._lifecycle_task: asyncio.Task[None] | None = None
         self.client: HAClient | None = None
         self.backfiller: Backfiller | None = None
         self.gaps: GapFiller | None = None
@@ -279,14 +299,31 @@ class Runtime:
             self._client_task = asyncio.create_task(self.client.run(), name="ha-client")
         self._backup_task = asyncio.create_task(self.backup_scheduler.run(), name="backups")
         self._cleanup_task = asyncio.create_task(self._resume_cleanups(), name="cleanup-resume")
+        self._lifecycle_task = asyncio.create_task(self.lifecycle.run(), name="lifecycle")
 
     async def _resume_cleanups(self) -> None:
         """Finish the cleanups a killed process left half done (deleting is idempotent)."""
         eraser = registry.backend(self.settings).eraser(self.sink)
         try:
-            await resume_interrupted(eraser, CleanupHistory(self.metadata), metrics=self.metrics)
+            await resume_interrupted(
+                eraser,
+                CleanupHistory(self.metadata),
+                chunk_rows=self.settings.retention.chunk_rows,
+                metrics=self.metrics,
+            )
         except HomeIQError as exc:  # tried again by the next cleanup or scheduled run
             log.warning("cannot resume an interrupted cleanup now: %s", exc)
+
+    async def _saved_cleanups(self) -> None:
+        """The lifecycle's daily job after the purge: the saved cleanup rules."""
+        eraser = registry.backend(self.settings).eraser(self.sink)
+        await run_saved_rules(
+            self.settings,
+            eraser,
+            self.metadata,
+            metrics=self.metrics,
+            chunk_rows=self.settings.retention.chunk_rows,
+        )
 
     async def wait(self) -> None:
         """Return when a component stops on its own (auth rejected, writer crash)."""
@@ -300,6 +337,7 @@ class Runtime:
         # Each task's failure is logged by stop_task, and stopping goes on.
         await stop_task(self._backup_task, log)  # a backup cut short leaves no archive
         await stop_task(self._cleanup_task, log)  # a cleanup cut short resumes next start
+        await stop_task(self._lifecycle_task, log)  # a purge cut short resumes next run
         await stop_task(self._client_task, log)
         await stop_task(self._gaps_task, log)
         if self.backfiller is not None:

@@ -45,6 +45,7 @@ EVERY_COMMAND = [
     ["backup", "prune", "--dry-run"],
     ["backup", "keygen", "{tmp}/identity.txt"],
     ["config", "show"],
+    ["purge", "--dry-run"],
 ]
 DATA_DIR_COMMANDS = [c for c in EVERY_COMMAND if c[0] not in ("simulate", "config")]
 DATA_DIR_COMMANDS = [c for c in DATA_DIR_COMMANDS if c[:2] != ["backup", "keygen"]]
@@ -54,9 +55,11 @@ WRITING_COMMANDS = [
     ["keys", "create", "--name", "x", "--scope", "read"],
     ["keys", "revoke", "1"],
     ["rollups", "rebuild", "--since", "1d"],
+    ["purge", "--dry-run"],
 ]
 TABLE_COMMANDS = [["status"], ["query", "sensor.x"], ["keys", "list"], ["config", "show"]]
 STORE_COMMANDS = [["status"], ["query", "sensor.x"], ["rollups", "rebuild", "--since", "1d"]]
+STORE_COMMANDS += [["purge", "--dry-run"]]
 ROOT = os.geteuid() == 0  # root writes anywhere: an unwritable directory cannot be made
 
 
@@ -178,6 +181,7 @@ FAST = {
     "closed-pipe:keys list",
     "closed-pipe:config show",
     "store-down:status",
+    "store-down:purge --dry-run",
     "data-dir-is-a-file:rollups rebuild --since 1d",
     "data-dir-is-a-file:backup verify homeiq-x.tar.age",
     "data-dir-is-a-file:backup prune --dry-run",

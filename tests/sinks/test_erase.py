@@ -14,7 +14,7 @@ from homeiq.settings import Settings
 from homeiq.sinks import registry
 from homeiq.sinks.base import Deletion, Eraser, EventReader, Sink
 from homeiq.sinks.sqlite import SQLiteEventStore, SQLiteSink
-from tests.support.influxdb import T0, S, event, influx_settings
+from tests.support.influxdb import T0, InfluxDBServer, S, event, influx_settings
 
 
 @dataclass
@@ -136,3 +136,29 @@ async def test_sqlite_vacuum_switches_an_older_file(tmp_path: Path) -> None:
     with sink.store.locked("test") as conn:
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
     await sink.close()
+
+
+@pytest.mark.influxdb
+async def test_influxdb_retention_policy_is_set_and_reset(
+    influxdb: InfluxDBServer, influxdb_database: str
+) -> None:
+    settings = influx_settings(influxdb.url, influxdb_database)
+    backend = registry.backend(settings)
+    sink = backend.open_sink()
+    await sink.open()
+    retention = backend.raw_retention(sink)
+    assert retention is not None
+    try:
+        assert await retention.raw_retention() == "retention policy 'autogen': 0s"
+        assert await retention.set_raw_retention(32) == "retention policy 'autogen': 768h0m0s"
+        (policy,) = influxdb.rows(f'SHOW RETENTION POLICIES ON "{influxdb_database}"', "")
+        assert (policy["duration"], policy["shardGroupDuration"]) == ("768h0m0s", "24h0m0s")
+        assert await retention.set_raw_retention(1) == "retention policy 'autogen': 24h0m0s"
+        assert await retention.set_raw_retention(None) == "retention policy 'autogen': 0s"
+    finally:
+        await sink.close()
+
+
+def test_sqlite_has_no_store_expiry(tmp_path: Path) -> None:
+    backend = registry.backend(Settings(data_dir=tmp_path))
+    assert backend.raw_retention(backend.open_sink()) is None

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to generate docs/cli.md)."""
     # The command modules import the stores and the runtime: imported here, under
     # main()'s handler, so even a Ctrl-C during a slow start-up prints no traceback.
-    from homeiq.cli import backup, cleanup, config, keys, reading, serve, simulate
+    from homeiq.cli import backup, cleanup, config, keys, purge, reading, serve, simulate
 
     parser = argparse.ArgumentParser(
         prog="homeiq",
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     reading.register_rollups(sub)
     backup.register(sub)
     cleanup.register(sub)  # include/exclude cleanup (#11)
+    purge.register(sub)  # retention (#11)
     config.register(sub)
     return parser
 

@@ -122,10 +122,17 @@ def _delete(settings: Settings, request: Any, rules: Any) -> int:
 
     async def work(eraser: Eraser, reader: EventReader, metadata: MetadataStore) -> Any:
         history = CleanupHistory(metadata)
-        resumed = await resume_interrupted(eraser, history)
+        chunk_rows = settings.retention.chunk_rows
+        resumed = await resume_interrupted(eraser, history, chunk_rows=chunk_rows)
         deletion = await plan(request, eraser, metadata, rules=rules, reader=reader)
         run = await execute(
-            deletion, request.describe(), who_am_i(), eraser, history, metrics=Metrics()
+            deletion,
+            request.describe(),
+            who_am_i(),
+            eraser,
+            history,
+            chunk_rows=chunk_rows,
+            metrics=Metrics(),
         )
         return resumed, run, len(deletion.entity_ids)
 

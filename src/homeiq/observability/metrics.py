@@ -186,6 +186,24 @@ class Metrics:
             ["by"],
             registry=r,
         )
+        # Retention (#11): the purge.
+        self.purge_rows = Counter(
+            "homeiq_purge_rows",
+            "Rows the retention purge deleted, by tier (raw, 5m, 1h, 1d)",
+            ["tier"],
+            registry=r,
+        )
+        self.purge_runs = Counter(
+            "homeiq_purge_runs",
+            "Retention purges, by outcome (ok, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.purge_last_success = Gauge(
+            "homeiq_purge_last_success_timestamp_seconds",
+            "When the last retention purge finished (Unix time)",
+            registry=r,
+        )
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (``name`` as exported, e.g. ``..._total``); 0 if unset."""

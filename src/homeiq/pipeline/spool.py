@@ -379,3 +379,10 @@ class Spool:
                 self._events -= row[0][0]
                 self._bytes -= row[0][1]
                 self._update_gauges()
+
+    def oldest_time(self) -> int | None:
+        """Time of the oldest spooled event (µs), None when empty: a purge never deletes
+        at or after it, since those events are not in the store yet."""
+        with self._lock, self._io("read"):
+            row = self._conn.execute("SELECT MIN(first_us) FROM batches").fetchone()
+        return None if row[0] is None else int(row[0])

@@ -23,6 +23,7 @@ from homeiq.settings.backup import BackupSettings
 from homeiq.settings.checks import ENV_PREFIX, check_url, daily_time, env_name, redact_url
 from homeiq.settings.core import Settings
 from homeiq.settings.influxdb import InfluxDBSettings
+from homeiq.settings.retention import RetentionSettings
 from homeiq.settings.sources import (
     ALLOW_UNKNOWN_ENV,
     CONFIG_FILE_ENV,
@@ -39,6 +40,7 @@ __all__ = [
     "ApiSettings",
     "BackupSettings",
     "InfluxDBSettings",
+    "RetentionSettings",
     "Setting",
     "Settings",
     "check_url",

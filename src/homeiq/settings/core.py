@@ -24,6 +24,7 @@ from homeiq.settings.checks import check_url, env_name, split_list
 from homeiq.settings.cleanup import CleanupSettings
 from homeiq.settings.influxdb import InfluxDBSettings
 from homeiq.settings.ingest import IngestSettings
+from homeiq.settings.retention import RetentionSettings
 from homeiq.settings.sources import (
     EnvSource,
     SecretFileSource,
@@ -193,6 +194,10 @@ class Settings(BaseSettings):
     )
     cleanup: CleanupSettings = Field(  # saved cleanup rules (settings/cleanup.py)
         default_factory=CleanupSettings, description="Saved cleanup rules (HOMEIQ_CLEANUP_*)."
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="Retention tiers and the daily purge (HOMEIQ_RETENTION_*).",
     )
     alert_webhook_url: str | None = Field(
         default=None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from homeiq.model import EventRecord, Source
 
@@ -221,3 +221,22 @@ class Eraser(Protocol):
 
     async def entity_ids(self) -> list[str]:
         """Entities with stored events, sorted (to resolve globs and domains against)."""
+
+
+class RawRetention(Protocol):
+    """A store's own expiry of old events (InfluxDB's retention policy or bucket
+    retention), which HomeIQ may set instead of deleting by time."""
+
+    async def raw_retention(self) -> str:
+        """What expires events now, in words."""
+
+    async def set_raw_retention(self, days: int | None) -> str:
+        """Expire events after ``days`` (None: never); the new setting in words."""
+
+
+@runtime_checkable
+class SupportsVacuum(Protocol):
+    """An eraser whose store must be rewritten once to give freed space back (SQLite)."""
+
+    async def vacuum(self) -> None:
+        """Rewrite the store, giving every free page back (slow; no server running)."""

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from homeiq.errors import ConfigError
 from homeiq.settings import Settings
-from homeiq.sinks.base import Eraser, EventReader, Sink
+from homeiq.sinks.base import Eraser, EventReader, RawRetention, Sink
 
 STORES: dict[str, str] = {  # store name -> the module whose import registers its backend
     "sqlite": "homeiq.sinks.sqlite.backend",
@@ -99,6 +99,10 @@ class Backend(ABC):
         """What deletes this store's events (purge, cleanup), given the open ``sink`` that
         this backend's :meth:`open_sink` made: SQLite deletes through its one writer,
         between write batches. TypeError for another store's sink."""
+
+    def raw_retention(self, sink: Sink) -> RawRetention | None:
+        """The store's own expiry of old events, if it has one HomeIQ can set."""
+        return None
 
     def open_reader_readonly(self) -> EventReader:
         """A reader for one command that never writes (``homeiq query``...); close it after.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from homeiq.settings import Settings
 from homeiq.sinks import registry
-from homeiq.sinks.base import Eraser, EventReader, Sink
+from homeiq.sinks.base import Eraser, EventReader, RawRetention, Sink
 from homeiq.sinks.influxdb.erase import InfluxDBEraser
 from homeiq.sinks.influxdb.reader import InfluxDBReader
 from homeiq.sinks.influxdb.sink import InfluxDBSink
@@ -30,6 +30,12 @@ class InfluxDBBackend(registry.Backend):
 
     def eraser(self, sink: Sink) -> Eraser:
         """DELETE statements (v1) or /api/v2/delete, over the sink's HTTP session."""
+        if not isinstance(sink, InfluxDBSink):
+            raise TypeError(f"not an InfluxDB sink: {type(sink).__name__}")
+        return InfluxDBEraser(self.config, sink.http)
+
+    def raw_retention(self, sink: Sink) -> RawRetention:
+        """The database's retention policy (v1) or the bucket's retention (v2)."""
         if not isinstance(sink, InfluxDBSink):
             raise TypeError(f"not an InfluxDB sink: {type(sink).__name__}")
         return InfluxDBEraser(self.config, sink.http)

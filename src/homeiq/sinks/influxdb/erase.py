@@ -177,3 +177,84 @@ class InfluxDBEraser:
         q = f'SHOW TAG VALUES FROM {self._from} WITH KEY = "entity_id"'
         rows = points_of(await self._query(q))
         return sorted({decode_tag_value(str(row["value"])) for row in rows})
+
+    # -- InfluxDB's own expiry of raw data (HOMEIQ_RETENTION_INFLUXDB_MANAGE) ---------
+
+    async def raw_retention(self) -> str:
+        """What expires raw data now, in words (``retention policy "autogen": 372d``)."""
+        if self.config.api == "v2":
+            bucket = await self._bucket()
+            rules = bucket.get("retentionRules") or [{}]
+            seconds = int(rules[0].get("everySeconds") or 0)
+            return f"bucket {self.config.bucket!r}: {_duration(seconds)}"
+        name, duration, _ = await self._policy()
+        return f"retention policy {name!r}: {duration}"
+
+    async def set_raw_retention(self, days: int | None) -> str:
+        """Expire raw data after ``days`` (None: never); the new setting in words."""
+        seconds = 0 if days is None else days * 86_400
+        if self.config.api == "v2":
+            bucket = await self._bucket()
+            body = orjson.dumps(
+                {"retentionRules": [{"type": "expire", "everySeconds": seconds}] if seconds else []}
+            )
+            status, answer = await self.http.request(
+                "PATCH",
+                f"/api/v2/buckets/{bucket['id']}",
+                {},
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            if status != 200:
+                raise self.http.failure(status, answer, "setting the bucket's retention")
+            return await self.raw_retention()
+        name, _, _ = await self._policy()
+        # A shard group is dropped whole once all of it is older than the duration; a
+        # group longer than the duration is refused, so pick InfluxDB's own defaults.
+        hours = seconds // 3600
+        shard = "1h" if 0 < hours < 48 else ("1d" if 0 < hours <= 24 * 183 else "7d")
+        duration = f"{hours}h" if seconds else "INF"
+        q = (
+            f"ALTER RETENTION POLICY {quote_ident(name)} ON"
+            f" {quote_ident(self.config.database)} DURATION {duration} SHARD DURATION {shard}"
+        )
+        await self.http.series(q, self.config.database)
+        return await self.raw_retention()
+
+    async def _policy(self) -> tuple[str, str, str]:
+        """(name, duration, shard group duration) of the policy HomeIQ writes to."""
+        q = f"SHOW RETENTION POLICIES ON {quote_ident(self.config.database)}"
+        for series in await self.http.series(q):
+            columns = series.get("columns") or []
+            for row in series.get("values") or []:
+                policy = dict(zip(columns, row, strict=False))
+                wanted = self.config.retention_policy
+                if (wanted and policy.get("name") == wanted) or (
+                    not wanted and policy.get("default")
+                ):
+                    return (
+                        str(policy["name"]),
+                        str(policy["duration"]),
+                        str(policy["shardGroupDuration"]),
+                    )
+        raise QueryFailed(
+            f"InfluxDB database {self.config.database!r} has no retention policy"
+            f" {self.config.retention_policy or '(default)'}"
+        )
+
+    async def _bucket(self) -> dict[str, Any]:
+        params = {"name": self.config.bucket or "", "org": self.config.org or ""}
+        status, answer = await self.http.request("GET", "/api/v2/buckets", params)
+        if status != 200:
+            raise self.http.failure(status, answer, "reading the bucket")
+        buckets = orjson.loads(answer).get("buckets") or []
+        if not buckets:
+            raise QueryFailed(f"InfluxDB has no bucket {self.config.bucket!r}")
+        bucket: dict[str, Any] = buckets[0]
+        return bucket
+
+
+def _duration(seconds: int) -> str:
+    if not seconds:
+        return "forever"
+    return f"{seconds // 86_400}d" if seconds % 86_400 == 0 else f"{seconds // 3600}h"

@@ -267,8 +267,11 @@ class SQLiteSink(StoreReads):
             total += deleted
             pending = replace(pending, entity_ids=rest)
         if total:
-            while await self._run(rpc.Reclaim(RECLAIM_PAGES_PER_CALL)) > 0:
-                pass
+            left = await self._run(rpc.Reclaim(RECLAIM_PAGES_PER_CALL))
+            while left > 0:  # until no page is free (or, written meanwhile, none goes)
+                before, left = left, await self._run(rpc.Reclaim(RECLAIM_PAGES_PER_CALL))
+                if left >= before:
+                    break
         return total
 
     async def entity_ids(self) -> list[str]:

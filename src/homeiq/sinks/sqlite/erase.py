@@ -81,13 +81,18 @@ def delete_chunk(
             entity = ids.get(names[0])
             if entity is not None:
                 wanted = limit - deleted
-                cursor = conn.execute(
-                    "DELETE FROM events WHERE entity = ? AND time IN ("
-                    f"SELECT time FROM events WHERE {sql} ORDER BY time LIMIT ?)",
-                    (entity, entity, *params, wanted),
-                )
+                # The time of the chunk's last row bounds a plain range delete (one walk
+                # along the clustered key; an IN list would seek the key once per row).
+                last = conn.execute(
+                    f"SELECT time FROM events WHERE {sql} ORDER BY time LIMIT 1 OFFSET ?",
+                    (entity, *params, wanted - 1),
+                ).fetchone()
+                bounded = list(params)
+                if last is not None:
+                    bounded[1] = int(last[0]) + 1  # `time < before` becomes `time <= last`
+                cursor = conn.execute(f"DELETE FROM events WHERE {sql}", (entity, *bounded))
                 deleted += cursor.rowcount
-                if cursor.rowcount >= wanted:
+                if last is not None:
                     break  # this entity may have more: the next chunk starts with it
             names.pop(0)
     return deleted, tuple(names)

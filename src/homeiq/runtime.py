@@ -24,6 +24,7 @@ from homeiq.lockfile import DataDirLock
 from homeiq.maintenance.alerts import Alerts
 from homeiq.maintenance.backup.schedule import BackupScheduler
 from homeiq.maintenance.backup.service import BackupService
+from homeiq.maintenance.quality import QualityTracker
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
@@ -144,6 +145,8 @@ class Runtime:
         )
         self.rollups = RollupStore.in_dir(settings.data_dir)
         self.rollup_maintainer = RollupMaintainer(self.reader, self.rollups)
+        # Data quality follows stored batches; excluded_counts= is the ingest filter's.
+        self.quality = QualityTracker(self.registry, self.metadata, self.metrics)
         self.delivery = Delivery(
             self.sink,
             self.spool,
@@ -152,7 +155,7 @@ class Runtime:
             self.metrics,
             retry_attempts=settings.sink_retry_attempts,
             on_gap=self._wake_gaps,
-            on_stored=[self.rollup_maintainer.stored],
+            on_stored=[self.rollup_maintainer.stored, self.quality.stored],
         )
         self.queue = EventQueue(settings.queue_max_events, self.metrics)
         self.normalizer = Normalizer(
@@ -259,6 +262,8 @@ class Runtime:
             raise
         self.delivery.start()
         self.rollup_maintainer.start()
+        self.quality.load()  # today's counters from before a restart
+        self.quality.start()
         self._writer_task = asyncio.create_task(self.writer.run(), name="writer")
         if self.gaps is not None:
             self._gaps_task = asyncio.create_task(self.gaps.run(), name="backfill")
@@ -292,6 +297,7 @@ class Runtime:
             await self.delivery.stop()
             await self.delivery.dead_letters.flush()  # what metadata.db refused until now
             await self.rollup_maintainer.stop()  # a last refresh, while the reader is open
+            await self.quality.stop()  # saves the day, while metadata.db is open
             await self.sink.close()
             await self.reader.close()
             self.rollups.close()

@@ -1,4 +1,5 @@
-"""The ``homeiq`` command: run, demo, simulate, query, status, rollups, keys, backup, config.
+"""The ``homeiq`` command: run, demo, simulate, query, status, rollups, keys, backup,
+quality, config.
 
 One module per command group registers its subcommands (``register``) and holds their
 functions; this module builds the parser and runs a command under the one top-level
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to generate docs/cli.md)."""
     # The command modules import the stores and the runtime: imported here, under
     # main()'s handler, so even a Ctrl-C during a slow start-up prints no traceback.
-    from homeiq.cli import backup, config, keys, reading, serve, simulate
+    from homeiq.cli import backup, config, keys, quality, reading, serve, simulate
 
     parser = argparse.ArgumentParser(
         prog="homeiq",
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.register(sub)
     reading.register_rollups(sub)
     backup.register(sub)
+    quality.register(sub)
     config.register(sub)
     return parser
 

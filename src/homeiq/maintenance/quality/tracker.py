@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
@@ -49,7 +48,6 @@ STALE_MIN_S: Final = 900.0
 SAVE_EVERY_S: Final = 60.0  # persist the day's counters (a crash loses at most this)
 MIN_EVENTS: Final = 100  # the overall score waits for this many events today
 FORGET_AFTER_DAYS: Final = 30  # entities silent this long leave the tracker
-REPORT_TTL_S: Final = 5.0  # a report is reused this long while events keep coming
 
 
 def no_exclusions() -> Mapping[str, int]:
@@ -93,8 +91,6 @@ class QualityTracker:
         self._base = self._cumulative()  # cumulative counts when the day (or we) began
         self._gaps: list[Gap] = []
         self._finished: list[tuple[QualityReport, dict[str, dict[str, Any]]]] = []
-        self._cache: tuple[int, float, QualityReport] | None = None
-        self._version = 0
         self._task: asyncio.Task[None] | None = None
 
     # -- following the store ------------------------------------------------------------
@@ -110,7 +106,6 @@ class QualityTracker:
             if state is None:
                 state = states[record.entity_id] = EntityState()
             state.observe(record, now, late_after_us)
-        self._version += 1
 
     def expected(self, entity_id: str) -> Expected:
         """What the registry says the entity has now (device, area)."""
@@ -120,13 +115,6 @@ class QualityTracker:
 
     def report(self, gaps: Sequence[Gap] | None = None) -> QualityReport:
         """Today's report as of now (``gaps``: the open gaps, else the last ones read)."""
-        cached = self._cache
-        if (
-            gaps is None
-            and cached is not None
-            and (cached[0] == self._version or time.monotonic() - cached[1] < REPORT_TTL_S)
-        ):
-            return cached[2]
         now = self.clock()
         self._roll_day(now)
         if gaps is not None:
@@ -141,11 +129,13 @@ class QualityTracker:
             self.stale_min_s,
             self.min_events,
         )
-        self._cache = (self._version, time.monotonic(), report)
         return report
 
     def score(self) -> float | None:
-        """The overall score today (0..100), None until ``min_events`` were stored."""
+        """The overall score today (0..100), None until ``min_events`` were stored.
+
+        Builds the report (O(entities): a few milliseconds for thousands), with the open
+        gaps as last read by the save loop."""
         return self.report().overall.score
 
     def entity(self, entity_id: str) -> EntityQuality | None:
@@ -210,7 +200,6 @@ class QualityTracker:
                 del self.states[entity_id]
             else:
                 state.day = DayCounts()
-        self._cache = None
         if self._task is not None:
             log.info("data quality of %s: score %s", finished.day, finished.overall.score)
 

@@ -129,12 +129,10 @@ async def quality(
     report = tracker.report(gaps)
     history = await asyncio.to_thread(tracker.history.days, limit=days) if days else []
     flagged = [e for e in report.worst() if e.flags]
-    keys = [_cursor(e) for e in flagged]
-    start = 0 if after is None else next((i + 1 for i, k in enumerate(keys) if k == after), None)
-    if start is None:
-        raise ApiError(422, "after is not a cursor this answer gave (the report moved on?)")
-    page = flagged[start : start + limit]
-    more = start + limit < len(flagged)
+    # The cursor is the last entity's sort key (score, then entity_id) as text that
+    # sorts the same way; whatever comes after it is the next page.
+    rest = [e for e in flagged if after is None or _cursor(e) > after]
+    page, more = rest[:limit], len(rest) > limit
     stale = [e for e in report.entities if e.stale][:limit]
     return QualityOut(
         day=report.day,

@@ -127,7 +127,7 @@ def cmd_quality(settings: Settings, args: argparse.Namespace) -> int:
         saved.pipeline,
         gaps,
         saved.saved_at,
-        STALE_MIN_S,
+        STALE_MIN_S if saved.stale_min_s is None else saved.stale_min_s,
         MIN_EVENTS,
     )
     rows = [(d.day, d.score, d.events) for d in days]

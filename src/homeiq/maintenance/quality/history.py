@@ -51,6 +51,7 @@ class SavedDay:
     saved_at: int
     states: dict[str, EntityState]
     pipeline: PipelineCounts
+    stale_min_s: float | None  # the running tracker's stale floor
 
 
 def _group_detail(group: GroupQuality) -> dict[str, Any]:
@@ -84,6 +85,7 @@ class QualityHistory:
             "dead_letter_rate": report.dead_letter_rate,
             "open_gaps": report.open_gaps,
             "open_gap_s": report.open_gap_s,
+            "stale_min_s": report.stale_min_s,
         }
         rows = [("overall", "", report.overall, overall)]
         rows += [("domain", g.name, g, _group_detail(g)) for g in report.domains]
@@ -138,7 +140,10 @@ class QualityHistory:
             excluded={str(k): int(v) for k, v in (detail.get("excluded_by_domain") or {}).items()},
         )
         states = {str(eid): EntityState.from_json(orjson.loads(state)) for eid, state in rows}
-        return SavedDay(day, int(head[1]), states, pipeline)
+        floor = detail.get("stale_min_s")
+        return SavedDay(
+            day, int(head[1]), states, pipeline, None if floor is None else float(floor)
+        )
 
     def days(self, *, limit: int = 30, name: str | None = None) -> list[DayRow]:
         """The newest saved days, newest first: overall, or one domain's with ``name``."""

@@ -80,6 +80,7 @@ class QualityReport:
     dead_letter_rate: float | None
     open_gaps: int
     open_gap_s: float  # seconds of the last 24 h inside open gaps
+    stale_min_s: float  # the stale floor the report was judged with
 
     def worst(self) -> list[EntityQuality]:
         """Scored entities, worst first (ties by entity_id)."""
@@ -194,4 +195,5 @@ def build_report(
         dead_letter_rate=rate,
         open_gaps=len(gaps),
         open_gap_s=covered,
+        stale_min_s=min_silence_s,
     )

@@ -52,6 +52,7 @@ SUBCOMMAND_USAGES = {
     "backup restore": "usage: homeiq backup restore [-h] [--identity FILE] [--dry-run] [--stop]",
     "backup prune": "usage: homeiq backup prune [-h] [--dry-run]",
     "backup keygen": "usage: homeiq backup keygen [-h] output",
+    "quality": "usage: homeiq quality [-h] [--worst WORST] [--days DAYS]",
     "config": "usage: homeiq config [-h] ACTION ...",
     "config show": "usage: homeiq config show [-h]",
 }

@@ -243,9 +243,10 @@ class QualityTracker:
             gaps = await asyncio.to_thread(self.metadata.gaps)
             report = self.report(gaps)
             self.publish(report)
-            finished, self._finished = self._finished, []
-            for old, rows in finished:
+            while self._finished:  # finished days first; each leaves once it is saved
+                old, rows = self._finished[0]
                 await asyncio.to_thread(self.history.save, old, rows)
+                self._finished.pop(0)
             await asyncio.to_thread(self.history.save, report, self._rows())
         except HomeIQError as exc:  # a full disk: the counters stay in memory, try later
             log.warning("data quality not saved: %s", exc)

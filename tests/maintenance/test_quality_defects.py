@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from homeiq.ha.simulator import Simulator
+from homeiq.maintenance.quality.history import QualityHistory
+from homeiq.metadata.store import MetadataStore
 from homeiq.runtime import Runtime
 from homeiq.settings import Settings
 from tests.support.wait import async_wait_until
@@ -68,3 +70,12 @@ async def test_every_planted_defect_is_found_and_none_is_invented(tmp_path: Path
     assert report.overall.counts.late == 0
     assert report.overall.score is not None
     assert 0 < report.overall.score < 100
+
+    # Stopping saved the day: a restart (or homeiq quality) takes it up.
+    metadata = MetadataStore.in_dir(tmp_path)
+    try:
+        saved = QualityHistory(metadata).load_day(report.day)
+    finally:
+        metadata.close()
+    assert saved is not None
+    assert sum(s.day.live for s in saved.states.values()) == report.overall.counts.live

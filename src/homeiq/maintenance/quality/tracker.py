@@ -59,7 +59,9 @@ class QualityTracker:
     """Data quality per entity, per domain and overall, for the current UTC day.
 
     ``excluded_counts`` returns the ingest filter's cumulative counts of excluded events
-    by domain (since the process started); ``clock`` is now in microseconds.
+    by domain since the process started (first called after construction, so it may
+    reach a part built later); ``clock`` is now in microseconds. The duplicates and dead
+    letters are read from ``metrics``, which count from process start too.
     """
 
     def __init__(
@@ -88,7 +90,9 @@ class QualityTracker:
         self.states: dict[str, EntityState] = {}
         self.day = day_of(clock())
         self._carried = PipelineCounts()  # the day's counts saved before a restart
-        self._base = self._cumulative()  # cumulative counts when the day (or we) began
+        # Cumulative counts when the day began; the sources count from process start, so
+        # zero until the first midnight (and excluded_counts may name a part built later).
+        self._base = PipelineCounts()
         self._gaps: list[Gap] = []
         self._finished: list[tuple[QualityReport, dict[str, dict[str, Any]]]] = []
         self._task: asyncio.Task[None] | None = None

@@ -61,9 +61,16 @@ class DayCounts:
     out_of_order: int = 0
 
     def add(self, other: DayCounts) -> None:
-        """Add ``other``'s counters to these."""
-        for name in DAY_FIELDS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Add ``other``'s counters to these (spelled out: reports add thousands)."""
+        self.events += other.events
+        self.live += other.live
+        self.backfilled += other.backfilled
+        self.context_id += other.context_id
+        self.device_id += other.device_id
+        self.area_id += other.area_id
+        self.unavailable += other.unavailable
+        self.late += other.late
+        self.out_of_order += other.out_of_order
 
 
 DAY_FIELDS: Final = tuple(f.name for f in fields(DayCounts))
@@ -166,10 +173,6 @@ class Expected:
     device_id: bool
     area_id: bool
 
-    def applies(self, name: str) -> bool:
-        """True when a missing ``name`` is a defect for this entity."""
-        return name == "context_id" or bool(getattr(self, name))
-
 
 def expected_in(registry: Registry, entity_id: str) -> Expected:
     """What ``registry`` says the entity has: no device (or area) there, none expected."""
@@ -185,17 +188,25 @@ def share(part: int, whole: int) -> float | None:
 def completeness(day: DayCounts, expected: Expected) -> dict[str, float | None]:
     """Share of events carrying each field the registry expects (None: not expected, or
     no events)."""
+    events = day.events
+    if events <= 0:
+        return {"context_id": None, "device_id": None, "area_id": None}
     return {
-        name: share(getattr(day, name), day.events) if expected.applies(name) else None
-        for name in FIELDS
+        "context_id": day.context_id / events,
+        "device_id": day.device_id / events if expected.device_id else None,
+        "area_id": day.area_id / events if expected.area_id else None,
     }
 
 
-def entity_flags(state: EntityState, expected: Expected, stale: bool) -> tuple[str, ...]:
-    """The defects worth a user's attention, by name (docs/quality.md lists them)."""
+Completeness = dict[str, float | None]
+
+
+def entity_flags(state: EntityState, complete: Completeness, stale: bool) -> tuple[str, ...]:
+    """The defects worth a user's attention, by name (docs/quality.md lists them);
+    ``complete`` is the entity's :func:`completeness`."""
     day = state.day
     flags: list[str] = []
-    for name, value in completeness(day, expected).items():
+    for name, value in complete.items():
         if value is not None and 1.0 - value > MISSING_SHARE_FLAG:
             flags.append(f"missing_{name.removesuffix('_id')}")
     bad = share(day.unavailable, day.events)
@@ -211,12 +222,12 @@ def entity_flags(state: EntityState, expected: Expected, stale: bool) -> tuple[s
     return tuple(flags)
 
 
-def entity_score(state: EntityState, expected: Expected, stale: bool) -> float | None:
+def entity_score(state: EntityState, complete: Completeness, stale: bool) -> float | None:
     """0..100: 100 minus weighted penalties (docs/quality.md); None with nothing to judge."""
     day = state.day
     if day.events == 0 and not stale:
         return None
-    shares = [v for v in completeness(day, expected).values() if v is not None]
+    shares = [v for v in complete.values() if v is not None]
     worst = min(shares) if shares else 1.0
     unavailable = share(day.unavailable, day.events) or 0.0
     disorder = share(day.late + day.out_of_order, day.live) or 0.0

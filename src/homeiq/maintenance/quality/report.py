@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from homeiq.maintenance.quality.measures import (
-    FIELDS,
     DayCounts,
     EntityState,
     Expected,
@@ -97,31 +96,40 @@ def judge(
 ) -> EntityQuality:
     """One entity's measures, score and flags as of ``now_us``."""
     stale = state.stale(now_us, min_silence_s)
+    complete = completeness(state.day, expected)
     return EntityQuality(
         entity_id=entity_id,
         domain=entity_id.partition(".")[0],
         counts=state.day,
         expected=expected,
-        completeness=completeness(state.day, expected),
+        completeness=complete,
         unavailable_share=share(state.day.unavailable, state.day.events),
         stale=stale,
         silent_s=state.silent_s(now_us),
         usual_interval_s=state.interval_s,
-        score=entity_score(state, expected, stale),
-        flags=entity_flags(state, expected, stale),
+        score=entity_score(state, complete, stale),
+        flags=entity_flags(state, complete, stale),
     )
 
 
 def _group(name: str, members: Sequence[EntityQuality], excluded: int) -> GroupQuality:
     total = DayCounts()
-    for member in members:
-        total.add(member.counts)
-    complete: dict[str, float | None] = {}
-    for f in FIELDS:
-        # Event-weighted over the entities expected to carry the field.
-        having = sum(getattr(m.counts, f) for m in members if m.expected.applies(f))
-        events = sum(m.counts.events for m in members if m.expected.applies(f))
-        complete[f] = share(having, events)
+    # Event-weighted over the entities expected to carry the field: [carrying, events].
+    device, area = [0, 0], [0, 0]
+    for m in members:
+        c = m.counts
+        total.add(c)
+        if m.expected.device_id:
+            device[0] += c.device_id
+            device[1] += c.events
+        if m.expected.area_id:
+            area[0] += c.area_id
+            area[1] += c.events
+    complete: dict[str, float | None] = {
+        "context_id": share(total.context_id, total.events),
+        "device_id": share(*device),
+        "area_id": share(*area),
+    }
     scores = [m.score for m in members if m.score is not None]
     return GroupQuality(
         name=name,

@@ -271,3 +271,27 @@ async def test_metrics_are_per_domain_only(parts: Parts) -> None:
     assert all("entity_id" not in names for names in labels)
     ratio = {"domain": "sensor", "field": "area_id"}
     assert m.value("homeiq_quality_completeness_ratio", ratio) == 1.0
+
+
+async def test_a_database_from_before_quality_gains_its_tables(tmp_path: Path) -> None:
+    from homeiq.metadata import schema
+    from homeiq.metadata.store import METADATA_DB
+    from homeiq.sqlitedb import connect, migrate
+
+    path = tmp_path / "old" / METADATA_DB
+    path.parent.mkdir()
+    conn = connect(str(path))
+    step = schema.STEPS.index(schema._quality)
+    migrate(conn, schema.STEPS[:step])  # every step before this one
+    conn.execute("INSERT INTO kv VALUES ('durable_until_us', '42')")
+    conn.commit()
+    conn.close()
+    metadata = MetadataStore(path)
+    try:
+        assert metadata.get("durable_until_us") == "42"
+        tracker = QualityTracker(Registry(REGISTRY), metadata, Metrics(), min_events=1)
+        tracker.stored([EventRecord("sensor.house_power", 1, "5", context_id="c")])
+        await tracker.flush()
+        assert [d.events for d in tracker.history.days()] == [1]
+    finally:
+        metadata.close()

@@ -54,6 +54,7 @@ SUBCOMMAND_USAGES = {
     "backup keygen": "usage: homeiq backup keygen [-h] output",
     "cleanup": "usage: homeiq cleanup [-h] [--entity GLOB] [--source",
     "purge": "usage: homeiq purge [-h] [--dry-run] [--vacuum]",
+    "quality": "usage: homeiq quality [-h] [--worst WORST] [--days DAYS]",
     "config": "usage: homeiq config [-h] ACTION ...",
     "config show": "usage: homeiq config show [-h]",
 }

@@ -32,6 +32,7 @@ from homeiq.maintenance.cleanup import (
 )
 from homeiq.maintenance.lifecycle import LifecycleScheduler
 from homeiq.maintenance.purge import Purger
+from homeiq.maintenance.quality import QualityTracker
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
@@ -154,6 +155,14 @@ class Runtime:
         self.rollups = RollupStore.in_dir(settings.data_dir)
         self.rollup_maintainer = RollupMaintainer(self.reader, self.rollups)
         self.provenance = Provenance(self.metadata)  # cleanup: simulator or real HA
+        # Data quality follows stored batches; the excluded counts are the ingest filter's
+        # (the writer is built below, hence the lambda).
+        self.quality = QualityTracker(
+            self.registry,
+            self.metadata,
+            self.metrics,
+            excluded_counts=lambda: self.writer.excluded_counts(),
+        )
         self.delivery = Delivery(
             self.sink,
             self.spool,
@@ -162,7 +171,7 @@ class Runtime:
             self.metrics,
             retry_attempts=settings.sink_retry_attempts,
             on_gap=self._wake_gaps,
-            on_stored=[self.rollup_maintainer.stored, self.provenance.stored],
+            on_stored=[self.rollup_maintainer.stored, self.provenance.stored, self.quality.stored],
         )
         self.queue = EventQueue(settings.queue_max_events, self.metrics)
         self.normalizer = Normalizer(
@@ -291,6 +300,8 @@ class Runtime:
             raise
         self.delivery.start()
         self.rollup_maintainer.start()
+        self.quality.load()  # today's counters from before a restart
+        self.quality.start()
         self._writer_task = asyncio.create_task(self.writer.run(), name="writer")
         if self.gaps is not None:
             self._gaps_task = asyncio.create_task(self.gaps.run(), name="backfill")
@@ -353,6 +364,7 @@ class Runtime:
             await self.delivery.dead_letters.flush()  # what metadata.db refused until now
             await self.rollup_maintainer.stop()  # a last refresh, while the reader is open
             await self.provenance.close()  # before metadata.db closes
+            await self.quality.stop()  # saves the day, while metadata.db is open
             await self.sink.close()
             await self.reader.close()
             self.rollups.close()

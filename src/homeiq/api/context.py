@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 from homeiq.maintenance.alerts import Alerts
 from homeiq.maintenance.backup.schedule import BackupScheduler
 from homeiq.maintenance.backup.service import BackupService
+from homeiq.maintenance.quality import QualityTracker
 from homeiq.maintenance.rollups import RollupStore
 from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
@@ -131,6 +132,10 @@ class ApiHost(Protocol):
     @property
     def backup_scheduler(self) -> BackupScheduler:
         """The backup schedule (its status for health)."""
+
+    @property
+    def quality(self) -> QualityTracker:
+        """Data quality measured on the stored events."""
 
 
 def host_of(request: Request) -> ApiHost:

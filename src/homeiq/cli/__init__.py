@@ -1,5 +1,5 @@
-"""The ``homeiq`` command: run, demo, simulate, query, status, rollups, keys, backup, cleanup,
-config.
+"""The ``homeiq`` command: run, demo, simulate, query, status, rollups, keys, backup,
+cleanup, purge, quality, config.
 
 One module per command group registers its subcommands (``register``) and holds their
 functions; this module builds the parser and runs a command under the one top-level
@@ -47,7 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to generate docs/cli.md)."""
     # The command modules import the stores and the runtime: imported here, under
     # main()'s handler, so even a Ctrl-C during a slow start-up prints no traceback.
-    from homeiq.cli import backup, cleanup, config, keys, purge, reading, serve, simulate
+    from homeiq.cli import (
+        backup,
+        cleanup,
+        config,
+        keys,
+        purge,
+        quality,
+        reading,
+        serve,
+        simulate,
+    )
 
     parser = argparse.ArgumentParser(
         prog="homeiq",
@@ -65,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.register(sub)
     cleanup.register(sub)  # include/exclude cleanup (#11)
     purge.register(sub)  # retention (#11)
+    quality.register(sub)
     config.register(sub)
     return parser
 

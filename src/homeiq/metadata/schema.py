@@ -132,4 +132,32 @@ def _cleanup(conn: sqlite3.Connection) -> None:
     )
 
 
-STEPS = (_v1, _v2, _v3, _v4, _cleanup)
+def _quality(conn: sqlite3.Connection) -> None:
+    # Data quality kept as a daily history (homeiq.maintenance.quality.history): one row
+    # per day overall ('overall', '') and per domain ('domain', name), kept 400 days;
+    # one row per entity and day (its counters and interval state, so a restart does not
+    # zero the day), kept 31 days. detail/state: JSON of the measures.
+    run_script(
+        conn,
+        """
+        CREATE TABLE quality_days (
+            day TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            name TEXT NOT NULL,
+            score REAL,
+            events INTEGER NOT NULL,
+            detail TEXT NOT NULL,
+            saved_at INTEGER NOT NULL,
+            PRIMARY KEY (day, scope, name)) WITHOUT ROWID;
+        CREATE TABLE quality_entities (
+            day TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            score REAL,
+            state TEXT NOT NULL,
+            saved_at INTEGER NOT NULL,
+            PRIMARY KEY (day, entity_id)) WITHOUT ROWID;
+        """,
+    )
+
+
+STEPS = (_v1, _v2, _v3, _v4, _cleanup, _quality)

@@ -205,6 +205,39 @@ class Metrics:
             registry=r,
         )
 
+        # Data quality (homeiq.maintenance.quality): per domain ("all" overall, domains
+        # Home Assistant does not list are "other"), never per entity.
+        self.quality_score = Gauge(
+            "homeiq_quality_score",
+            "Data-quality score of today's events (0-100), overall (domain=all) and per domain",
+            ["domain"],
+            registry=r,
+        )
+        self.quality_completeness = Gauge(
+            "homeiq_quality_completeness_ratio",
+            "Share of today's events carrying a critical field (context_id, device_id,"
+            " area_id) among entities the registry gives it",
+            ["domain", "field"],
+            registry=r,
+        )
+        self.quality_unavailable = Gauge(
+            "homeiq_quality_unavailable_ratio",
+            "Share of today's events whose state is unavailable or unknown",
+            ["domain"],
+            registry=r,
+        )
+        self.quality_stale_entities = Gauge(
+            "homeiq_quality_stale_entities",
+            "Entities silent for far longer than their usual interval",
+            ["domain"],
+            registry=r,
+        )
+        self.quality_open_gaps = Gauge(
+            "homeiq_quality_open_gaps",
+            "Spans the store may be missing that backfill has not refilled yet",
+            registry=r,
+        )
+
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (``name`` as exported, e.g. ``..._total``); 0 if unset."""
         found = self.registry.get_sample_value(name, labels or {})

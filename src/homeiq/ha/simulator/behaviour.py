@@ -196,6 +196,12 @@ def _step_static(ent: Entity, rng: random.Random) -> bytes | None:
     return None
 
 
+def _step_flapping(ent: Entity, rng: random.Random) -> bytes | None:
+    # A planted defect (defects.py): a sensor whose link keeps dropping.
+    ent.state = ent.fmt % ent.value if ent.state == "unavailable" else "unavailable"
+    return None
+
+
 # Indexed by kind; automations are driven by the simulator itself (they form chains).
 STEPS: Final = (
     _step_static,
@@ -209,4 +215,5 @@ STEPS: Final = (
     _step_cover,
     _step_person,
     _step_static,
+    _step_flapping,
 )

@@ -11,16 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from homeiq.ha.simulator.connection import Conn
+from homeiq.ha.simulator.defects import SteppedClock
 from homeiq.ha.simulator.encoding import Clock, UlidMaker, iso_from_us
 from homeiq.ha.simulator.home import Home
 from homeiq.ha.simulator.model import K_AUTOMATION, Entity
 from homeiq.ha.simulator.record import Emitted, Log, SimStats
+
+if TYPE_CHECKING:
+    from homeiq.ha.simulator.defects import Defects
 
 # One logger for the whole simulator package.
 log = logging.getLogger("homeiq.ha.simulator")
@@ -67,6 +72,7 @@ class Core:
         count: int | None,
         entities: int,
         history_keep_s: float,
+        defects: bool = False,
     ) -> None:
         if rate < 0:
             raise ValueError("rate must be >= 0")
@@ -82,7 +88,9 @@ class Core:
         self._rate = float(rate)
         self._rebase = False
         self._rng = random.Random(seed * 31 + 1)  # the event stream, nothing else
-        self._clock = Clock()
+        # Planted defects run on simulated time (defects.py); the default is wall time.
+        self._clock = SteppedClock(time.time_ns() // 1000) if defects else Clock()
+        self.defects: Defects | None = None  # set by the Simulator when asked for
         self._ulid = UlidMaker(seed)
         self._log = Log()
         self._entities: list[Entity] = list(self.home.entities)
@@ -231,6 +239,8 @@ class Core:
 
     def _after_batch(self) -> None:
         """Wake the writers, then anyone waiting on the emitted count, then police queues."""
+        if self.defects is not None:
+            self.defects.after_batch()
         for conn in self._conns:
             if conn.queue:
                 conn.wake.set()

@@ -26,6 +26,7 @@ K_CLIMATE: Final = 7
 K_COVER: Final = 8
 K_PERSON: Final = 9
 K_AUTOMATION: Final = 10
+K_FLAPPING: Final = 11  # a numeric sensor going unavailable every other change (defects)
 
 # Kinds whose changes come from a person pressing something some of the time.
 USER_KINDS: Final = frozenset({K_LIGHT, K_SWITCH, K_CLIMATE, K_COVER})

@@ -10,6 +10,7 @@ from typing import Self
 from aiohttp import web
 
 from homeiq.ha.simulator.connection import CLOSE_TIMEOUT_S
+from homeiq.ha.simulator.defects import Defects
 from homeiq.ha.simulator.hooks import Hooks
 from homeiq.ha.simulator.protocol import WebSocketAPI
 from homeiq.ha.simulator.record import SimStats
@@ -25,7 +26,8 @@ class Simulator(Hooks, RestAPI, WebSocketAPI):
 
     ``rate`` is state_changed events per second, or 0 for as fast as the subscribers take
     them (rate 0 idles while nobody is subscribed to state_changed). ``count`` stops the
-    stream after that many generated events; connections stay open.
+    stream after that many generated events; connections stay open. ``defects`` plants
+    known data-quality defects and runs on simulated time (:mod:`.defects`).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class Simulator(Hooks, RestAPI, WebSocketAPI):
         port: int = 0,
         entities: int = 160,
         history_keep_s: float = 86400.0,
+        defects: bool = False,
     ) -> None:
         super().__init__(
             seed=seed,
@@ -47,7 +50,10 @@ class Simulator(Hooks, RestAPI, WebSocketAPI):
             count=count,
             entities=entities,
             history_keep_s=history_keep_s,
+            defects=defects,
         )
+        if defects:
+            self.defects = Defects(self, seed)
         self.host = host
         self.port = port
         # Per-message deflate costs more CPU than the whole simulator; HA would negotiate it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from homeiq.api.routes import admin, backups, events, health, registry, statistics
+from homeiq.api.routes import admin, alerts, backups, events, health, registry, statistics
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.public,
@@ -21,6 +21,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     admin.router,
     statistics.admin,
     backups.router,
+    alerts.router,
 )
 
 __all__ = ["ROUTERS"]

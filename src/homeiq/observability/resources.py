@@ -165,8 +165,17 @@ class ResourceWatch:
 
     def sample(self) -> ResourceSample:
         """Take a reading, keep it, and set the resource gauges (blocking: file stats)."""
+        taken = self.read()
+        self.previous, self.latest = self.latest, taken
+        if not self._ring or taken.at_s - self._ring[-1].at_s >= self.spacing_s:
+            self._ring.append(taken)
+        self._publish(taken)
+        return taken
+
+    def read(self) -> ResourceSample:
+        """A reading now, not kept: rates and windows stay those of the schedule."""
         m = self.metrics
-        taken = ResourceSample(
+        return ResourceSample(
             at_s=self._clock(),
             process=self._usage(),
             disk=disk_usage(self.data_dir),
@@ -174,11 +183,6 @@ class ResourceWatch:
             events_stored=int(m.value("homeiq_events_stored_total")),
             errors=int(m.rejected_total() + _sink_errors(m)),
         )
-        self.previous, self.latest = self.latest, taken
-        if not self._ring or taken.at_s - self._ring[-1].at_s >= self.spacing_s:
-            self._ring.append(taken)
-        self._publish(taken)
-        return taken
 
     def _publish(self, taken: ResourceSample) -> None:
         m = self.metrics

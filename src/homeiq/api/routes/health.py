@@ -116,8 +116,8 @@ class AlertOut(BaseModel):
 
 
 class ResourcesOut(BaseModel):
-    """What HomeIQ costs the machine, as of the last sample (every
-    HOMEIQ_ALERT_EVALUATE_EVERY_S)."""
+    """What HomeIQ costs the machine: files and memory now; CPU and event rates over the
+    last sampling interval (HOMEIQ_ALERT_EVALUATE_EVERY_S), None before two samples."""
 
     cpu_percent: float | None = Field(
         description="HomeIQ and its writer process since the previous sample, % of every core."
@@ -284,8 +284,8 @@ async def health(host: Host) -> Health:
 
 def _resources(host: ApiHost) -> ResourcesOut:
     watch = host.resources
-    # Sampled by the alert loop; a process that has not sampled yet samples now.
-    sample = watch.latest if watch.latest is not None else watch.sample()
+    # Files and memory as they are now; CPU and rates over the alert loop's last interval.
+    sample = watch.read()
     process, rates, cpu = sample.process, watch.events_per_s(), watch.cpu_percent()
     return ResourcesOut(
         cpu_percent=None if cpu is None else round(cpu, 2),

@@ -76,6 +76,7 @@ class Alerts:
         self._lock = asyncio.Lock()
         for name in ALERT_NAMES:  # every series exists from the start, at 0
             metrics.alerts_active.labels(name).set(0)
+        self._restore()
 
     def deliver_to_home_assistant(self, url: str, token: str) -> None:
         """Also create/dismiss persistent notifications in Home Assistant at ``url`` (REST
@@ -130,8 +131,7 @@ class Alerts:
         return await asyncio.to_thread(self._signals)
 
     async def run(self) -> None:
-        """Restore what was firing, then evaluate on the schedule until cancelled."""
-        await self.restore()
+        """Evaluate on the schedule until cancelled."""
         while True:
             try:
                 await self.evaluate()
@@ -139,20 +139,20 @@ class Alerts:
                 log.warning("alert evaluation failed: %s", exc)
             await asyncio.sleep(self.settings.evaluate_every_s)
 
-    async def restore(self) -> None:
-        """Alerts the history leaves firing become active again (not re-sent)."""
+    def _restore(self) -> None:
+        """Alerts the history leaves firing become active again (not re-sent). Done at
+        construction, before anything can fire or clear, so nothing races it."""
         if self.history is None:
             return
         try:
-            firing = await asyncio.to_thread(self.history.still_firing)
+            firing = self.history.still_firing()
         except HomeIQError as exc:
             log.warning("alert history unreadable, starting with no active alert: %s", exc)
             return
-        async with self._lock:
-            for entry in firing:
-                if entry.alert in ALERT_NAMES:
-                    self._active[entry.alert] = Alert(entry.alert, entry.message, entry.at)
-                    self.metrics.alerts_active.labels(entry.alert).set(1)
+        for entry in firing:
+            if entry.alert in ALERT_NAMES:
+                self._active[entry.alert] = Alert(entry.alert, entry.message, entry.at)
+                self.metrics.alerts_active.labels(entry.alert).set(1)
 
     # -- changes ---------------------------------------------------------------------------
 

@@ -180,7 +180,8 @@ class Runtime:
         self.alerts = Alerts(
             self.metrics,
             settings.alert,
-            signals=RuntimeSignals(self, settings.alert, quality_score=None),
+            signals=RuntimeSignals(self, settings.alert),
+            quality_score=None,  # the data-quality tracker's overall score, once wired
             history=AlertHistory(
                 self.metadata,
                 keep_days=settings.alert.history_days,

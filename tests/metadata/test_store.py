@@ -308,6 +308,7 @@ def test_backup_runs_arrive_as_version_4_newest_first_by_kind_and_outcome(
     conn.close()
     store = MetadataStore(path)
     try:
+        # Version 4 and every step after it (later features add their own).
         assert [v for v, _ in versions(path)] == list(range(1, len(schema.STEPS) + 1))
         assert store.backup_runs() == []
         made = [

@@ -5,7 +5,7 @@ store that stays down, a full spool, the quality score the quality helper suppli
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,11 +49,15 @@ def host(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[Host, Metrics]]:
     spool.close()
 
 
-def engine(host: Host, metrics: Metrics, clock: FakeClock, **kwargs: object) -> Alerts:
+def engine(
+    host: Host,
+    metrics: Metrics,
+    clock: FakeClock,
+    quality_score: Callable[[], float | None] | None = None,
+) -> Alerts:
     settings = AlertSettings()
-    quality = kwargs.get("quality_score")
-    signals = RuntimeSignals(host, settings, quality_score=quality)  # type: ignore[arg-type]
-    return Alerts(metrics, settings, signals=signals, clock=clock)
+    signals = RuntimeSignals(host, settings)
+    return Alerts(metrics, settings, signals=signals, quality_score=quality_score, clock=clock)
 
 
 async def every_15_s(alerts: Alerts, clock: FakeClock, minutes: float) -> None:

@@ -17,6 +17,7 @@ leaves firing are active again, so a condition gone while HomeIQ was down resolv
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +43,12 @@ class Alert:
 
 
 class Alerts:
-    """The alerts of one HomeIQ process: rules, state, history and delivery."""
+    """The alerts of one HomeIQ process: rules, state, history and delivery.
+
+    ``signals`` gathers a snapshot (blocking; run in a thread), ``quality_score`` is the
+    data-quality overall score (0..100, None while not known; without it ``quality_low``
+    never fires), ``history`` keeps the changes; ``clock`` (monotonic seconds) times the
+    rules' durations and ``wall_us`` stamps the changes."""
 
     def __init__(
         self,
@@ -50,6 +56,7 @@ class Alerts:
         settings: AlertSettings | None = None,
         *,
         signals: Callable[[], Signals] | None = None,
+        quality_score: Callable[[], float | None] | None = None,
         history: AlertHistory | None = None,
         rules: Sequence[Rule] | None = None,
         webhook_url: str | None = None,
@@ -69,6 +76,7 @@ class Alerts:
             ha_token=ha_token,
         )
         self._signals = signals
+        self._quality_score = quality_score
         self._clock = clock
         self._wall_us = wall_us
         self._active: dict[str, Alert] = {}
@@ -111,7 +119,7 @@ class Alerts:
     async def evaluate(self, signals: Signals | None = None) -> None:
         """Judge every evaluated rule once against ``signals`` (default: gathered now)."""
         if signals is None:
-            signals = Signals() if self._signals is None else await self._gather()
+            signals = await self._gather()
         now = self._clock()
         async with self._lock:
             for rule in self.rules:
@@ -126,9 +134,12 @@ class Alerts:
                     await self._fire(rule.name, message)
 
     async def _gather(self) -> Signals:
-        assert self._signals is not None
-        # Reading the process and the data directory's files blocks: off the loop.
-        return await asyncio.to_thread(self._signals)
+        # Reading the process and the data directory's files blocks: off the loop. The
+        # quality score is read here, on the loop, where its tracker's state changes.
+        signals = Signals() if self._signals is None else await asyncio.to_thread(self._signals)
+        if self._quality_score is not None:
+            signals = dataclasses.replace(signals, quality_score=self._quality_score())
+        return signals
 
     async def run(self) -> None:
         """Evaluate on the schedule until cancelled."""
@@ -137,6 +148,8 @@ class Alerts:
                 await self.evaluate()
             except HomeIQError as exc:  # a store or file error: try again next time
                 log.warning("alert evaluation failed: %s", exc)
+            except Exception:  # a bug in a signal source must not end alerting for good
+                log.exception("alert evaluation failed")
             await asyncio.sleep(self.settings.evaluate_every_s)
 
     def _restore(self) -> None:

@@ -1,12 +1,12 @@
 """Gathering :class:`~homeiq.maintenance.alerts.rules.Signals` from a running process:
-the Home Assistant client, the breaker, the spool, a fresh resource sample and the
-data-quality score. The runtime satisfies :class:`SignalHost`; tests build one from
+the Home Assistant client, the breaker, the spool and a fresh resource sample (the
+data-quality score is added by the engine, on the event loop: the tracker is not ours to
+read from a thread). The runtime satisfies :class:`SignalHost`; tests build one from
 real parts too."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Protocol
 
 from homeiq.maintenance.alerts.rules import ERROR_RATE_MIN_EVENTS, GROWTH_WINDOW_S, Signals
@@ -45,21 +45,12 @@ class SignalHost(Protocol):
 
 
 class RuntimeSignals:
-    """Callable: one :class:`Signals` snapshot of ``host`` (blocking: run it in a thread).
+    """Callable: one :class:`Signals` snapshot of ``host`` (blocking: run it in a thread;
+    it reads only plain attributes of the loop's objects)."""
 
-    ``quality_score`` is the data-quality helper's overall score (0..100, None while not
-    known); without it the ``quality_low`` rule never fires."""
-
-    def __init__(
-        self,
-        host: SignalHost,
-        settings: AlertSettings,
-        *,
-        quality_score: Callable[[], float | None] | None = None,
-    ) -> None:
+    def __init__(self, host: SignalHost, settings: AlertSettings) -> None:
         self.host = host
         self.settings = settings
-        self.quality_score = quality_score
 
     def __call__(self) -> Signals:
         host, s = self.host, self.settings
@@ -81,5 +72,4 @@ class RuntimeSignals:
             rss_bytes=None if process is None else process.rss_bytes,
             cpu_percent=watch.cpu_percent(s.cpu_window_minutes * 60),
             error_rate=watch.error_rate(s.error_window_minutes * 60, ERROR_RATE_MIN_EVENTS),
-            quality_score=None if self.quality_score is None else self.quality_score(),
         )

@@ -21,7 +21,7 @@ from homeiq.ha.gaps import GapFiller
 from homeiq.ha.snapshot import StateSnapshot
 from homeiq.ha.sync import RegistrySync
 from homeiq.lockfile import DataDirLock
-from homeiq.maintenance.alerts import Alerts
+from homeiq.maintenance.alerts import AlertHistory, Alerts, RuntimeSignals
 from homeiq.maintenance.backup.schedule import BackupScheduler
 from homeiq.maintenance.backup.service import BackupService
 from homeiq.maintenance.cleanup import (
@@ -39,6 +39,7 @@ from homeiq.metadata.registry import Registry
 from homeiq.metadata.store import MetadataStore
 from homeiq.observability.logging import stop_task
 from homeiq.observability.metrics import Metrics
+from homeiq.observability.resources import ResourceWatch
 from homeiq.pipeline.breaker import CircuitBreaker
 from homeiq.pipeline.delivery import Delivery
 from homeiq.pipeline.filter import IngestFilter
@@ -195,8 +196,21 @@ class Runtime:
         self.snapshot = StateSnapshot(self.reader, self.queue, self.delivery.wait_drained)
         self.gc = GarbageCollection()
         self.lock = DataDirLock(settings.data_dir)
-        # Home Assistant is told of alerts once a source is configured (connect_to).
-        self.alerts = Alerts(self.metrics, webhook_url=settings.alert_webhook_url)
+        # Alerts and resource watch (#11): Home Assistant is told of alerts once a source
+        # is configured (connect_to); quality_score: the data-quality helper's score.
+        self.resources = ResourceWatch(settings.data_dir, self.metrics)
+        self.alerts = Alerts(
+            self.metrics,
+            settings.alert,
+            signals=RuntimeSignals(self, settings.alert),
+            quality_score=self.quality.score,
+            history=AlertHistory(
+                self.metadata,
+                keep_days=settings.alert.history_days,
+                max_rows=settings.alert.history_max_rows,
+            ),
+        )
+        self._alerts_task: asyncio.Task[None] | None = None
         self.backups = BackupService(
             settings,
             metadata=self.metadata,
@@ -230,8 +244,7 @@ class Runtime:
     def connect_to(self, url: str, token: str) -> None:
         """Configure the Home Assistant source (before :meth:`start`)."""
         s = self.settings
-        if s.alert_home_assistant:
-            self.alerts.ha_url, self.alerts.ha_token = rest_base_url(url), token
+        self.alerts.deliver_to_home_assistant(rest_base_url(url), token)
         if s.backfill:
             self.backfiller = Backfiller(
                 url,
@@ -311,6 +324,7 @@ class Runtime:
         self._backup_task = asyncio.create_task(self.backup_scheduler.run(), name="backups")
         self._cleanup_task = asyncio.create_task(self._resume_cleanups(), name="cleanup-resume")
         self._lifecycle_task = asyncio.create_task(self.lifecycle.run(), name="lifecycle")
+        self._alerts_task = asyncio.create_task(self.alerts.run(), name="alerts")
 
     async def _resume_cleanups(self) -> None:
         """Finish the cleanups a killed process left half done (deleting is idempotent)."""
@@ -346,6 +360,7 @@ class Runtime:
     async def stop(self) -> None:
         """Stop the source, drain the queue within the deadline, close the stores."""
         # Each task's failure is logged by stop_task, and stopping goes on.
+        await stop_task(self._alerts_task, log)  # before the stores it reads close
         await stop_task(self._backup_task, log)  # a backup cut short leaves no archive
         await stop_task(self._cleanup_task, log)  # a cleanup cut short resumes next start
         await stop_task(self._lifecycle_task, log)  # a purge cut short resumes next run

@@ -88,7 +88,16 @@ async def test_health_reports_every_component(api: Api) -> None:
     response = await api.client.get("/api/v1/health", headers=api.keys.auth("read"))
     settings = runtime.settings
     assert response.status_code == 200
-    assert response.json() == {
+    body = response.json()
+    resources = body.pop("resources")
+    files = resources["files"]
+    assert files["events.db"] == (settings.data_dir / "events.db").stat().st_size > 0
+    assert files["metadata.db"] == (settings.data_dir / "metadata.db").stat().st_size > 0
+    assert resources["data_bytes"] == sum(files.values())
+    assert 0 < resources["disk_free_bytes"] < resources["disk_total_bytes"]
+    assert resources["processes"] >= 1 and resources["rss_bytes"] > 10 * 1024 * 1024
+    assert resources["cpu_percent"] is None  # one sample yet: no interval to average over
+    assert body == {
         "status": "ok",
         "ha": {"status": "disabled", "configured": False, "connected": False, "version": None},
         "sink": {

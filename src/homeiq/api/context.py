@@ -29,6 +29,7 @@ from homeiq.maintenance.statistics import RollupMaintainer
 from homeiq.metadata.registry import Registry
 from homeiq.metadata.store import MetadataStore
 from homeiq.observability.metrics import Metrics
+from homeiq.observability.resources import ResourceWatch
 from homeiq.pipeline.breaker import CircuitBreaker
 from homeiq.pipeline.delivery import Delivery
 from homeiq.pipeline.normalize import Normalizer
@@ -123,7 +124,11 @@ class ApiHost(Protocol):
 
     @property
     def alerts(self) -> Alerts:
-        """Active alerts (a failed or overdue backup)."""
+        """The alert engine: active alerts and their history."""
+
+    @property
+    def resources(self) -> ResourceWatch:
+        """The resource watch: CPU, memory, disk, events per second."""
 
     @property
     def backups(self) -> BackupService:

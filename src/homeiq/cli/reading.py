@@ -1,4 +1,5 @@
-"""The reading commands: ``query``, ``status`` and ``rollups rebuild``.
+"""The reading commands: ``query``, ``status`` (with the resource watch's part: files,
+free space, a running server's CPU and memory) and ``rollups rebuild``.
 
 They open the configured store read-only, run one query and print a table; they never
 create a store, so they can run beside a ``homeiq run`` writing the same data.
@@ -129,7 +130,40 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
         print(table(("dead-letter reason", "messages"), sorted(rejected.items())))
     else:
         print("dead letters: none")
+    print()
+    print_resources(settings)
     return 0
+
+
+def print_resources(settings: Settings) -> None:
+    """The data directory's files and free space (read offline), and the CPU and memory
+    of the HomeIQ holding the data directory's lock, if one runs."""
+    from homeiq.lockfile import holder
+    from homeiq.observability.resources import disk_usage, measure_process
+
+    disk = disk_usage(settings.data_dir)
+    rows = [(name, _mib(size)) for name, size in sorted(disk.files.items())]
+    rows.append(("total", _mib(disk.data_bytes)))
+    print(table(("file", "MiB"), rows))
+    free = disk.free_percent
+    print(
+        f"disk free: {_mib(disk.free_bytes)} MiB of {_mib(disk.total_bytes)} MiB"
+        + ("" if free is None else f" ({free:.1f} %)")
+    )
+    pid = holder(settings.data_dir)
+    usage = None if pid is None else measure_process(pid)
+    if usage is None:
+        print("server: not running")
+        return
+    cpu, process = usage
+    print(
+        f"server: pid {pid}, {process.processes} processes, CPU {cpu:.1f} % of every core,"
+        f" memory {_mib(process.rss_bytes)} MiB"
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1048576:.1f}"
 
 
 def cmd_rollups_rebuild(settings: Settings, args: argparse.Namespace) -> int:
@@ -177,7 +211,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--limit", type=positive_int, default=1000, help="at most this many rows (≥ 1)")
     p.set_defaults(func=cmd_query)
 
-    p = sub.add_parser("status", help="counts per domain and area, last event time, dead letters")
+    p = sub.add_parser(
+        "status",
+        help="counts per domain and area, last event time, dead letters, disk and server use",
+    )
     p.set_defaults(func=cmd_status)
 
 

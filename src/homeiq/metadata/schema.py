@@ -132,6 +132,25 @@ def _cleanup(conn: sqlite3.Connection) -> None:
     )
 
 
+def _alerts_v1(conn: sqlite3.Connection) -> None:
+    # Alert history: one row per firing and per resolve (maintenance/alerts/history.py),
+    # pruned by age and row count. The last row of an alert tells whether it was still
+    # firing when HomeIQ stopped.
+    run_script(
+        conn,
+        """
+        CREATE TABLE alert_history (
+            id INTEGER PRIMARY KEY,
+            alert TEXT NOT NULL,
+            status TEXT NOT NULL,
+            message TEXT NOT NULL,
+            at INTEGER NOT NULL);
+        CREATE INDEX alert_history_alert ON alert_history (alert, id);
+        CREATE INDEX alert_history_at ON alert_history (at);
+        """,
+    )
+
+
 def _quality(conn: sqlite3.Connection) -> None:
     # Data quality kept as a daily history (homeiq.maintenance.quality.history): one row
     # per day overall ('overall', '') and per domain ('domain', name), kept 400 days;
@@ -160,4 +179,4 @@ def _quality(conn: sqlite3.Connection) -> None:
     )
 
 
-STEPS = (_v1, _v2, _v3, _v4, _cleanup, _quality)
+STEPS = (_v1, _v2, _v3, _v4, _cleanup, _alerts_v1, _quality)

@@ -167,9 +167,10 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # -- alerts and resource watch (maintenance/alerts, observability/resources) --
         self.alerts_active = Gauge(
             "homeiq_alerts_active",
-            "Alerts raised and not yet cleared, by name",
+            "1 while the alert fires, by rule name (a closed set: docs/alerts.md)",
             ["alert"],
             registry=r,
         )
@@ -235,6 +236,44 @@ class Metrics:
         self.quality_open_gaps = Gauge(
             "homeiq_quality_open_gaps",
             "Spans the store may be missing that backfill has not refilled yet",
+            registry=r,
+        )
+        self.alert_notifications = Counter(
+            "homeiq_alert_notifications",
+            "Alert state changes delivered, by status (firing, resolved)",
+            ["status"],
+            registry=r,
+        )
+        self.process_cpu = Gauge(
+            "homeiq_process_cpu_percent",
+            "CPU of HomeIQ and its writer process since the last sample, % of every core",
+            registry=r,
+        )
+        self.process_rss = Gauge(
+            "homeiq_process_resident_memory_bytes",
+            "Resident memory of HomeIQ and its writer process",
+            registry=r,
+        )
+        self.data_file_bytes = Gauge(
+            "homeiq_data_file_bytes",
+            "Size of each database file in the data directory (0 when absent)",
+            ["file"],
+            registry=r,
+        )
+        self.disk_free = Gauge(
+            "homeiq_disk_free_bytes", "Free space of the data directory's file system", registry=r
+        )
+        self.disk_total = Gauge(
+            "homeiq_disk_total_bytes", "Size of the data directory's file system", registry=r
+        )
+        self.events_in_rate = Gauge(
+            "homeiq_events_in_per_second",
+            "Events received from the source per second, since the last sample",
+            registry=r,
+        )
+        self.events_out_rate = Gauge(
+            "homeiq_events_out_per_second",
+            "Events newly stored per second, since the last sample",
             registry=r,
         )
 

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from homeiq.errors import ConfigError
+from homeiq.settings.alert import AlertSettings
 from homeiq.settings.api import ApiSettings
 from homeiq.settings.backup import BackupSettings
 from homeiq.settings.checks import check_url, env_name, split_list
@@ -199,19 +200,8 @@ class Settings(BaseSettings):
         default_factory=RetentionSettings,
         description="Retention tiers and the daily purge (HOMEIQ_RETENTION_*).",
     )
-    alert_webhook_url: str | None = Field(
-        default=None,
-        description=(
-            "URL that alerts (a failed or overdue backup) are POSTed to as JSON. Alerts are"
-            " also logged, shown in /api/v1/health and sent to Home Assistant."
-        ),
-    )
-    alert_home_assistant: bool = Field(
-        default=True,
-        description=(
-            "Create a persistent notification in Home Assistant (HOMEIQ_HA_URL/TOKEN) for"
-            " each alert."
-        ),
+    alert: AlertSettings = Field(
+        default_factory=AlertSettings, description="Alerts (HOMEIQ_ALERT_*)."
     )
     allow_unknown: list[str] = Field(
         default_factory=list,
@@ -238,13 +228,6 @@ class Settings(BaseSettings):
         if value is None:
             return None
         return check_url(value.strip().rstrip("/"), ("http", "https", "ws", "wss"))
-
-    @field_validator("alert_webhook_url")
-    @classmethod
-    def _check_webhook(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return check_url(value.strip(), ("http", "https"))
 
     @field_validator("allow_unknown", mode="before")
     @classmethod

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from homeiq.api.routes import admin, backups, events, health, quality, registry, statistics
+from homeiq.api.routes import (
+    admin,
+    alerts,
+    backups,
+    events,
+    health,
+    quality,
+    registry,
+    statistics,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.public,
@@ -22,6 +31,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     statistics.admin,
     backups.router,
     quality.router,
+    alerts.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -110,9 +110,26 @@ class BackfillHealth(BaseModel):
 class AlertOut(BaseModel):
     """An alert raised and not yet cleared."""
 
-    name: str = Field(description="Stable name, e.g. `backup_failed`, `backup_overdue`.")
+    name: str = Field(description="Rule name, e.g. `store_down`, `backup_failed` (docs/alerts.md).")
     message: str
     raised_at: str = Field(description="ISO 8601.")
+
+
+class ResourcesOut(BaseModel):
+    """What HomeIQ costs the machine: files and memory now; CPU and event rates over the
+    last sampling interval (HOMEIQ_ALERT_EVALUATE_EVERY_S), None before two samples."""
+
+    cpu_percent: float | None = Field(
+        description="HomeIQ and its writer process since the previous sample, % of every core."
+    )
+    rss_bytes: int | None = Field(description="Resident memory, the writer process included.")
+    processes: int | None = Field(description="HomeIQ's process and its children.")
+    files: dict[str, int] = Field(description="Bytes of each database file in the data dir.")
+    data_bytes: int = Field(description="All of them together.")
+    disk_free_bytes: int = Field(description="Free space of the data dir's file system.")
+    disk_total_bytes: int
+    events_in_per_s: float | None = Field(description="Received since the previous sample.")
+    events_out_per_s: float | None = Field(description="Stored since the previous sample.")
 
 
 class BackupHealth(BaseModel):
@@ -136,6 +153,7 @@ class Health(BaseModel):
     backfill: BackfillHealth
     backup: BackupHealth
     alerts: list[AlertOut] = Field(description="Active alerts, oldest first.")
+    resources: ResourcesOut
     dead_letters: int = Field(description="Messages kept in the dead-letter table.")
     last_event_time: str | None = Field(description="Newest stored event (ISO 8601).")
 
@@ -258,8 +276,27 @@ async def health(host: Host) -> Health:
             AlertOut(name=a.name, message=a.message, raised_at=format_time_us(a.raised_at))
             for a in host.alerts.active()
         ],
+        resources=await asyncio.to_thread(_resources, host),
         dead_letters=dead,
         last_event_time=await _last_event_time(host),
+    )
+
+
+def _resources(host: ApiHost) -> ResourcesOut:
+    watch = host.resources
+    # Files and memory as they are now; CPU and rates over the alert loop's last interval.
+    sample = watch.read()
+    process, rates, cpu = sample.process, watch.events_per_s(), watch.cpu_percent()
+    return ResourcesOut(
+        cpu_percent=None if cpu is None else round(cpu, 2),
+        rss_bytes=None if process is None else process.rss_bytes,
+        processes=None if process is None else process.processes,
+        files=sample.disk.files,
+        data_bytes=sample.disk.data_bytes,
+        disk_free_bytes=sample.disk.free_bytes,
+        disk_total_bytes=sample.disk.total_bytes,
+        events_in_per_s=None if rates is None else round(rates[0], 3),
+        events_out_per_s=None if rates is None else round(rates[1], 3),
     )
 
 

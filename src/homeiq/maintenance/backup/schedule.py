@@ -2,9 +2,10 @@
 ``HOMEIQ_BACKUP_SCHEDULE`` (local time), then pruning by generations, and on
 ``HOMEIQ_BACKUP_VERIFY_WEEKDAY`` a full verify of the new archive with a test restore.
 
-Between runs it watches for overdue backups: when the last archive that reached every
-target is older than a day plus :data:`GRACE_S` (or none has been made that long since
-start), the ``backup_overdue`` alert is raised; the next good backup clears it.
+Between runs it watches for overdue backups: when the last archive that reached a
+target is older than ``HOMEIQ_ALERT_BACKUP_STALE_HOURS`` (default a day plus
+:data:`GRACE_S`; or none has been made that long since start), the ``backup_overdue``
+alert is raised on the alert engine; the next good backup clears it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from homeiq.maintenance.backup.service import OVERDUE_ALERT, BackupService
+from homeiq.maintenance.backup.service import OVERDUE_ALERT, VERIFY_ALERT, BackupService
 from homeiq.settings import daily_time
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class BackupScheduler:
 
     async def check_overdue(self) -> bool:
         """Raise the overdue alert when the last good backup is too old; True if overdue."""
-        allowed_us = (DAY_S + GRACE_S) * 1_000_000
+        allowed_us = int(self.settings.alert.backup_stale_hours * 3600 * 1_000_000)
         last = self.last_success_us()
         reference = last if last is not None else self._started_us
         if self._wall_us() - reference <= allowed_us:
@@ -97,8 +98,9 @@ class BackupScheduler:
             when = "never" if last is None else _iso(last)
             await alerts.raise_alert(
                 OVERDUE_ALERT,
-                f"no backup has completed for more than a day (last success: {when}; schedule"
-                f" {self.settings.backup.schedule})",
+                f"no backup has completed for more than"
+                f" {self.settings.alert.backup_stale_hours:g} hours (last success: {when};"
+                f" schedule {self.settings.backup.schedule})",
             )
         return True
 
@@ -127,7 +129,7 @@ class BackupScheduler:
                 alerts = self.service.alerts
                 if alerts is not None:
                     await alerts.raise_alert(
-                        "backup_verify_failed", f"weekly verify of {result.name} could not run"
+                        VERIFY_ALERT, f"weekly verify of {result.name} could not run"
                     )
 
     async def run(self) -> None:

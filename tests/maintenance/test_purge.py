@@ -248,6 +248,9 @@ async def test_influxdb_expires_raw_events_itself_when_managed(
         # Folded first all the same: the daily buckets hold every event.
         days = rollups.buckets("1d", "sensor.temp", BASE - DAY, NEWEST + DAY)
         assert sum(b.count for b in days) == SPAN_DAYS * 4
+        # And marked as purged: the expiry empties the range in its own time, so no
+        # rebuild may recompute those buckets from what is left of it.
+        assert rollups.raw_purged_before("sensor.temp") == NEWEST - 10 * DAY
     finally:
         rollups.close()
         await reader.close()

@@ -252,10 +252,13 @@ class Purger:
                 found = await self.eraser.count(deletion)
                 if found:
                     result.oldest = _min(result.oldest, await self._oldest(entity_ids, cutoff))
-            elif expires:
-                found = 0  # folded above; InfluxDB's expiry deletes them, in its own time
             else:
-                found = await self.eraser.delete(deletion, chunk_rows=self.settings.chunk_rows)
+                if expires:
+                    found = 0  # folded above; InfluxDB's expiry deletes them, in its own time
+                else:
+                    found = await self.eraser.delete(deletion, chunk_rows=self.settings.chunk_rows)
+                # Marked either way: a rebuild must not recompute buckets from a range the
+                # store has emptied, or is about to (the expiry runs on its own schedule).
                 for entity_id in entity_ids:
                     await asyncio.to_thread(self.rollups.mark_raw_purged, entity_id, cutoff)
             result.seconds += time.perf_counter() - started

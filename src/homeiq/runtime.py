@@ -83,6 +83,7 @@ def open_stores(settings: Settings) -> tuple[Sink, EventReader]:
 
 
 GC_INTERVAL_S = 30.0
+CLIENT_STOP_S = 15.0
 
 
 class GarbageCollection:
@@ -364,7 +365,9 @@ class Runtime:
         await stop_task(self._backup_task, log)  # a backup cut short leaves no archive
         await stop_task(self._cleanup_task, log)  # a cleanup cut short resumes next start
         await stop_task(self._lifecycle_task, log)  # a purge cut short resumes next run
-        await stop_task(self._client_task, log)
+        # Bounded: an HA client that does not end on cancellation (seen once under load,
+        # not yet explained) is left behind with its stack logged, and stopping goes on.
+        await stop_task(self._client_task, log, within_s=CLIENT_STOP_S)
         await stop_task(self._gaps_task, log)
         if self.backfiller is not None:
             await self.backfiller.close()

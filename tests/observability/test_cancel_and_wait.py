@@ -42,3 +42,32 @@ async def test_a_caller_cancelled_while_it_waits_stays_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         await outer
     assert not went_on
+
+
+async def test_a_task_that_ignores_cancellation_is_left_behind_with_its_stack(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from homeiq.observability.logging import stop_task
+
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # the bug stop_task must survive: cancellation swallowed
+
+    task = asyncio.create_task(stubborn(), name="stubborn")
+    await asyncio.sleep(0)
+    log = logging.getLogger("test.stop")
+    with caplog.at_level(logging.ERROR, logger="test.stop"):
+        await stop_task(task, log, within_s=0.05)
+    assert not task.done()  # left behind, and the caller went on
+    (record,) = caplog.records
+    assert "stubborn did not stop within 0.05 s" in record.getMessage()
+    assert "in stubborn" in record.getMessage()  # where it is stuck
+    release.set()
+    await task

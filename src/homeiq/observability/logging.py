@@ -7,6 +7,7 @@ it appears in a formatted record, whatever code logged it.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import sys
 from collections.abc import Iterable
@@ -101,14 +102,31 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
             raise
 
 
-async def stop_task(task: asyncio.Task[Any] | None, logger: logging.Logger) -> None:
+async def stop_task(
+    task: asyncio.Task[Any] | None, logger: logging.Logger, *, within_s: float | None = None
+) -> None:
     """Cancel a background task and wait for it to end. A failure it had ended with is
     logged with its exception (never swallowed), and stopping goes on: a caller stopping
     several components must reach them all. HomeIQ's own errors say what happened in
-    their message; a traceback is logged only for anything else (a bug)."""
+    their message; a traceback is logged only for anything else (a bug).
+
+    With ``within_s``, a task still running that long after its cancellation is left
+    behind with an error naming where it is stuck, so that stopping still ends."""
     if task is None:
         return
     task.cancel()
+    if within_s is not None:
+        await asyncio.wait({task}, timeout=within_s)
+        if not task.done():
+            where = io.StringIO()
+            task.print_stack(limit=20, file=where)
+            logger.error(
+                "%s did not stop within %g s of being cancelled; left running at:\n%s",
+                task.get_name(),
+                within_s,
+                where.getvalue(),
+            )
+            return
     try:
         await task
     except asyncio.CancelledError:

@@ -14,9 +14,11 @@ import pytest
 
 from homeiq.errors import RangePurged
 from homeiq.maintenance.rollups import (
+    _COLUMNS,
     STEPS,
     Bucket,
     RollupStore,
+    _row,
     align,
     complete,
     days_from_hours,
@@ -171,29 +173,9 @@ def test_the_daily_tier_is_filled_from_existing_hours_when_added(tmp_path: Path)
     hours = recomputed(records, 3600)
     conn = connect(str(tmp_path / "rollups.db"))
     migrate(conn, STEPS[:2])
-    conn.executemany(
-        "INSERT INTO rollup_1h (entity_id, start, count, num_count, sum, min, max,"
-        " last_value, last_state, tw_sum, tw_seconds, state_seconds, credited_to, last_time)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                b.entity_id,
-                b.start,
-                b.count,
-                b.num_count,
-                b.sum,
-                b.min,
-                b.max,
-                b.last_value,
-                b.last_state,
-                b.tw_sum,
-                b.tw_seconds,
-                orjson.dumps(b.state_seconds),
-                b.credited_to,
-                b.last_time,
-            )
-            for b in hours
-        ],
+    conn.executemany(  # the store's own row layout, as the version before wrote it
+        f"INSERT INTO rollup_1h ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+        [_row(b) for b in hours],
     )
     conn.close()
     store = RollupStore.in_dir(tmp_path)

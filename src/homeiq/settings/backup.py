@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from homeiq.errors import ConfigError
-from homeiq.settings.checks import daily_time, env_name, split_list
+from homeiq.settings.checks import check_schedule, env_name, split_list
 
 
 class BackupSettings(BaseModel):
@@ -86,10 +86,7 @@ class BackupSettings(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _check_schedule(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value != "off" and daily_time(value) is None:
-            raise ValueError("expected a daily time HH:MM (24-hour, local time) or off")
-        return value
+        return check_schedule(value)
 
     @model_validator(mode="after")
     def _check_encryption(self) -> BackupSettings:

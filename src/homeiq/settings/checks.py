@@ -92,3 +92,11 @@ def split_list(value: Any) -> Any:
                 raise ValueError(f"not a JSON list: {exc}") from None
         return [part.strip() for part in text.split(",") if part.strip()]
     return value
+
+
+def check_schedule(value: str) -> str:
+    """A daily time ``HH:MM`` or ``off`` (lower-cased, trimmed); ValueError otherwise."""
+    value = value.strip().lower()
+    if value != "off" and daily_time(value) is None:
+        raise ValueError("expected a daily time HH:MM (24-hour, local time) or off")
+    return value

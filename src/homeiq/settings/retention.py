@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from homeiq.errors import ConfigError
 from homeiq.selectors import EntitySelector
-from homeiq.settings.checks import daily_time, env_name
+from homeiq.settings.checks import check_schedule, env_name
 
 Keep = int | Literal["forever"]
 TIERS = ("raw", "five_minute", "hourly", "daily")
@@ -173,10 +173,7 @@ class RetentionSettings(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _check_schedule(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value != "off" and daily_time(value) is None:
-            raise ValueError("expected a daily time HH:MM (24-hour, local time) or off")
-        return value
+        return check_schedule(value)
 
     @field_validator("overrides", mode="before")
     @classmethod

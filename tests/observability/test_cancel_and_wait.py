@@ -68,6 +68,7 @@ async def test_a_task_that_ignores_cancellation_is_left_behind_with_its_stack(
     assert not task.done()  # left behind, and the caller went on
     (record,) = caplog.records
     assert "stubborn did not stop within 0.05 s" in record.getMessage()
-    assert "in stubborn" in record.getMessage()  # where it is stuck
+    assert "in stubborn" in record.getMessage()  # where it is stuck, down the await chain
+    assert "in wait" in record.getMessage()
     release.set()
     await task

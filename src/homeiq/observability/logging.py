@@ -7,7 +7,6 @@ it appears in a formatted record, whatever code logged it.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import sys
 from collections.abc import Iterable
@@ -88,6 +87,23 @@ def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+def _awaiting(task: asyncio.Task[Any]) -> str:
+    """Where a suspended task waits, every coroutine down the ``await`` chain (a task's
+    own stack shows only its outermost frame while it is suspended)."""
+    lines = []
+    coro: Any = task.get_coro()
+    for _ in range(50):
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is None:
+            lines.append(f"  awaiting {coro!r}")
+            break
+        lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        if coro is None:
+            break
+    return "\n".join(lines)
+
+
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     """Cancel ``task`` and wait for it to end. Its own cancellation is expected and
     ignored; a cancellation of the caller goes on. (``suppress(CancelledError)`` around
@@ -118,13 +134,12 @@ async def stop_task(
     if within_s is not None:
         await asyncio.wait({task}, timeout=within_s)
         if not task.done():
-            where = io.StringIO()
-            task.print_stack(limit=20, file=where)
+            where = _awaiting(task)
             logger.error(
                 "%s did not stop within %g s of being cancelled; left running at:\n%s",
                 task.get_name(),
                 within_s,
-                where.getvalue(),
+                where,
             )
             return
     try:
